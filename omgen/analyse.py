@@ -1,0 +1,283 @@
+"""Analysis: bodies → dependencies → the term DAG of one resolved variant.
+
+Every free name of a body is classified (term, input, config, function,
+allowed global); `super()` pulls in the overridden definition. Errors are
+collected for the whole variant and raised together.
+"""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import functools
+from typing import Iterable, Mapping
+
+import networkx as nx
+
+from .bodies import BodyNames, read_body
+from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
+from .model import Code, FunctionDecl, Spec, TermDef
+from .resolve import ResolvedOM, ResolvedTerm
+
+ALLOWED_GLOBALS = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional"})
+ALLOWED_BUILTINS = frozenset({
+    "True", "False", "None", "len", "range", "int", "float", "bool", "str", "min", "max", "abs", "round",
+    "enumerate", "zip", "list", "tuple", "dict", "isinstance", "print", "sum", "any", "all", "sorted", "divmod",
+    "pow", "hash", "ValueError", "RuntimeError", "AssertionError", "IndexError", "KeyError", "TypeError",
+    "NotImplementedError", "Exception", "super",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class DefinitionInfo:
+    """One emitted method: a definition with the names its body uses."""
+
+    definition: TermDef
+    method: str  # method name in the generated Terms class
+    params: tuple[str, ...]  # terms and inputs it takes (its own and those of the super() it calls)
+    config: tuple[str, ...]
+    functions: tuple[str, ...]
+    super_method: str | None  # method reached by super(), if any
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysedTerm:
+    term: ResolvedTerm
+    definitions: tuple[DefinitionInfo, ...]  # winner, then each definition reached through super()
+
+    @property
+    def name(self) -> str:
+        return self.term.name
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return self.definitions[0].params
+
+
+@dataclasses.dataclass(frozen=True)
+class TermGraph:
+    """The term DAG of one variant: terms, their dependencies, and queries over them."""
+
+    om: ResolvedOM
+    terms: tuple[AnalysedTerm, ...]  # in a deterministic topological order
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def spec(self) -> Spec:
+        return self.om.spec
+
+    @functools.cached_property
+    def by_name(self) -> Mapping[str, AnalysedTerm]:
+        return {t.name: t for t in self.terms}
+
+    @functools.cached_property
+    def _graph(self) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        for term in self.terms:
+            graph.add_node(term.name)
+            for param in term.params:
+                graph.add_edge(param, term.name)
+        return graph
+
+    @functools.cached_property
+    def _order(self) -> Mapping[str, int]:
+        names = [i.name for i in self.spec.inputs] + [t.name for t in self.om.terms]
+        return {name: position for position, name in enumerate(names)}
+
+    def dependencies(self, name: str) -> tuple[str, ...]:
+        return tuple(sorted(self._graph.predecessors(name), key=self._order.__getitem__))
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        return tuple(sorted(self._graph.successors(name), key=self._order.__getitem__))
+
+    def needed_for(self, outputs: Iterable[str]) -> tuple[str, ...]:
+        """Terms and inputs the outputs need (outputs included), in a deterministic topological order."""
+        needed: set[str] = set()
+        for output in outputs:
+            needed.add(output)
+            needed |= nx.ancestors(self._graph, output)
+        sub = self._graph.subgraph(needed)
+        return tuple(nx.lexicographical_topological_sort(sub, key=lambda n: self._order[n]))
+
+    def is_input(self, name: str) -> bool:
+        return name in self.spec.inputs_by_name
+
+
+def analyse(om: ResolvedOM) -> TermGraph:
+    """Build the term DAG of a resolved variant; SpecErrors on unknown names, cycles, bad super()."""
+    errors = ErrorCollector()
+    spec = om.spec
+    scope = _Scope(spec, om)
+    analysed = []
+    for term in om.terms:
+        definitions = _analyse_term(term, scope, errors)
+        if definitions:
+            analysed.append(AnalysedTerm(term, definitions))
+    errors.raise_if_any()
+    graph = TermGraph(om, tuple(analysed), ())
+    _check_cycles(graph, errors)
+    errors.raise_if_any()
+    order = [n for n in graph.needed_for(graph.by_name) if n in graph.by_name]
+    graph = TermGraph(om, tuple(graph.by_name[n] for n in order), ())
+    _check_entrypoints(graph, errors)
+    _check_types(graph, errors)
+    errors.raise_if_any()
+    used: set[str] = set()
+    for entrypoint in spec.entrypoints:
+        used |= set(graph.needed_for(entrypoint.outputs))
+    for term in analysed:
+        if term.name not in used:
+            errors.warning(term.term.winner.location, f"term '{term.name}' is not needed by any entrypoint "
+                           f"of variant '{om.variant.name}'", "it is still reachable through Session")
+    return dataclasses.replace(graph, warnings=tuple(errors.warnings))
+
+
+class _Scope:
+    def __init__(self, spec: Spec, om: ResolvedOM):
+        self.terms = om.terms_by_name
+        self.inputs = spec.inputs_by_name
+        self.config = dict(om.config_values)
+        self.functions = spec.functions_by_name
+
+    def kind(self, name: str) -> str | None:
+        if name in self.terms:
+            return "term"
+        if name in self.inputs:
+            return "input"
+        if name in self.config:
+            return "config"
+        if name in self.functions:
+            return "function"
+        if name in ALLOWED_GLOBALS or name in ALLOWED_BUILTINS:
+            return "global"
+        return None
+
+    def known(self) -> list[str]:
+        return [*self.terms, *self.inputs, *self.config, *self.functions, *ALLOWED_GLOBALS, *ALLOWED_BUILTINS]
+
+
+def method_name(term: str, definition: TermDef, index: int) -> str:
+    return term if index == 0 else f"_{term}__{definition.owner.replace('-', '_')}"
+
+
+def _analyse_term(term: ResolvedTerm, scope: _Scope, errors: ErrorCollector) -> tuple[DefinitionInfo, ...]:
+    """The winning definition and every definition it reaches through super(), innermost last."""
+    reached: list[tuple[int, TermDef, BodyNames]] = []
+    index = 0
+    while True:
+        definition = term.chain[index]
+        try:
+            names = read_body(definition.code)
+        except SpecErrors as exc:
+            errors.extend(exc.diagnostics)
+            return ()
+        reached.append((index, definition, names))
+        if not names.super_calls:
+            break
+        if index + 1 >= len(term.chain):
+            _, line, col = names.super_calls[0]
+            errors.error(definition.code.location_of(line, col), f"super() in '{term.name}' of "
+                         f"'{definition.owner}', but no definition of '{term.name}' lies below it")
+            break
+        index += 1
+    infos: list[DefinitionInfo] = []
+    for index, definition, names in reversed(reached):
+        infos.append(_definition_info(term, index, definition, names, scope, errors, infos[-1] if infos else None))
+    return tuple(reversed(infos))
+
+
+def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names: BodyNames, scope: _Scope,
+                     errors: ErrorCollector, below: DefinitionInfo | None) -> DefinitionInfo:
+    code = definition.code
+    params: list[str] = []
+    config: list[str] = []
+    functions: list[str] = []
+    for use in names.free:
+        kind = scope.kind(use.name)
+        where = code.location_of(use.line, use.col)
+        if kind is None:
+            errors.error(where, f"unknown name '{use.name}' in term '{term.name}'",
+                         did_you_mean(use.name, scope.known()) or "not a term, input, config value or function")
+        elif kind in ("term", "input") and use.name not in params:
+            params.append(use.name)
+        elif kind == "config" and use.name not in config:
+            config.append(use.name)
+        elif kind == "function" and use.name not in functions:
+            functions.append(use.name)
+    for use in names.locals:
+        if scope.kind(use.name) in ("term", "input", "config", "function"):
+            errors.error(code.location_of(use.line, use.col), f"local '{use.name}' in term '{term.name}' shadows "
+                         f"the {scope.kind(use.name)} of that name", "rename the local")
+    for call, line, col in names.super_calls:
+        if call.args:
+            errors.error(code.location_of(line, col), "super() takes no arguments here",
+                         "write super() for the overridden definition's value")
+    if not names.returns:
+        errors.error(definition.location, f"the body of '{term.name}' never returns a value", "end it with return")
+    if below is not None:
+        params += [p for p in below.params if p not in params]
+    return DefinitionInfo(definition, method_name(term.name, definition, index), tuple(params), tuple(config),
+                          tuple(functions), below.method if below else None)
+
+
+def _check_cycles(graph: TermGraph, errors: ErrorCollector) -> None:
+    try:
+        cycle = nx.find_cycle(graph._graph)
+    except nx.NetworkXNoCycle:
+        return
+    names = [edge[0] for edge in cycle] + [cycle[0][0]]
+    by_name = graph.by_name
+    path = " -> ".join(f"{n} ({by_name[n].term.winner.location})" for n in names)
+    errors.error(by_name[names[0]].term.winner.location, f"dependency cycle: {path}",
+                 "a term cannot depend on itself; use super() to reach an overridden definition")
+
+
+def _check_entrypoints(graph: TermGraph, errors: ErrorCollector) -> None:
+    spec = graph.spec
+    for entrypoint in spec.entrypoints:
+        for output in entrypoint.outputs:
+            term = graph.by_name.get(output)
+            if term is None:
+                hint = "inputs are not outputs" if output in spec.inputs_by_name else did_you_mean(output, graph.by_name)
+                errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}' returns unknown term '{output}' "
+                             f"in variant '{graph.om.variant.name}'", hint)
+            elif term.term.type != "Tensor":
+                errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}' returns '{output}' of type "
+                             f"{term.term.type}", "entrypoint outputs must be Tensor terms (return Dict[str, Tensor])")
+
+
+def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:
+    """Types meet where a body is a bare name: `expr: other_term` must keep other_term's type."""
+    spec = graph.spec
+    types = {t.name: t.term.type for t in graph.terms}
+    types.update({i.name: i.type for i in spec.inputs})
+    for term in graph.terms:
+        for info in term.definitions:
+            source = info.definition.code.source.strip()
+            if source.startswith("return (") and source.endswith(")"):
+                inner = source[len("return ("):-1].strip()
+                if inner in types and types[inner] != term.term.type:
+                    errors.error(info.definition.location, f"'{term.name}' is {term.term.type} but its expression "
+                                 f"'{inner}' is {types[inner]}", f"declare type: {types[inner]} or convert")
+
+
+def check_functions(spec: Spec) -> None:
+    """Function bodies may use only their arguments, other functions and allowed globals."""
+    errors = ErrorCollector()
+    names = spec.functions_by_name
+    for function in spec.functions:
+        try:
+            body = read_body(function.code, tuple(arg for arg, _ in function.args))
+        except SpecErrors as exc:
+            errors.extend(exc.diagnostics)
+            continue
+        for use in body.free:
+            if use.name in names or use.name in ALLOWED_GLOBALS or use.name in ALLOWED_BUILTINS - {"super"}:
+                continue
+            hint = did_you_mean(use.name, [*names, *ALLOWED_GLOBALS, *ALLOWED_BUILTINS])
+            if use.name in {t.name for b in spec.blocks for t in b.terms} | set(spec.config_by_name) | set(spec.inputs_by_name):
+                hint = "functions are pure: pass the value as an argument"
+            errors.error(function.code.location_of(use.line, use.col),
+                         f"unknown name '{use.name}' in function '{function.name}'", hint)
+        if not body.returns:
+            errors.error(function.location, f"function '{function.name}' never returns", "end it with return")
+    errors.raise_if_any()

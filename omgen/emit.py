@@ -1,0 +1,196 @@
+"""Emission: one term DAG → the source of one generated module.
+
+Each step turns one part of the graph into a small view (strings and
+lists); the jinja2 template lays them out. Bodies go through libcst
+rewrites only (rewrite.py), never through string splicing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+
+import jinja2
+
+from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
+from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
+from .rewrite import render_def
+
+COMMENT_COLUMN_MAX = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    spec_path: str
+    digest: str
+    om: str
+    variant: str
+    mixins: tuple[str, ...]
+    composition: str
+    doc: str
+    config: dict
+
+
+def spec_digest(spec: Spec, extra: str = "") -> str:
+    """Hash of every source file of the spec (and the command-line overrides)."""
+    joined = "".join(f"{path}\n{sha}\n" for path, sha in spec.sources) + extra
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
+    """The generated module of one variant."""
+    spec = graph.spec
+    configs = [_config_view(c, dict(graph.om.config_values)[c.name]) for c in spec.config]
+    header = _header(graph, overrides_text)
+    return _template().render(
+        header=header,
+        inputs=[_input_view(i) for i in spec.inputs],
+        terms=[_term_source_view(t) for t in graph.terms],
+        functions=[_function_source(spec, f) for f in spec.functions],
+        configs=configs,
+        methods=[_method_source(graph, term, info) for term in graph.terms for info in term.definitions],
+        entrypoints=[_entrypoint_view(graph, e) for e in spec.entrypoints],
+        session=_session_view(graph),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("omgen", "templates"), trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["pyrepr"] = _pyrepr
+    return env.get_template("module.py.jinja2")
+
+
+def _pyrepr(value: object) -> str:
+    """repr() with stable spelling for the types a header holds."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_pyrepr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_pyrepr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_pyrepr(k)}: {_pyrepr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return repr(value)
+
+
+def _header(graph: TermGraph, overrides_text: str) -> Header:
+    spec, variant = graph.spec, graph.om.variant
+    composition = "base" + "".join(f" + {m}" for m in variant.mixins)
+    if overrides_text:
+        composition += f"; --set {overrides_text}"
+    doc = " ".join((spec.doc or f"Output mathematics '{spec.om}'.").split()).replace('"""', "'''")
+    return Header(spec.path, spec_digest(spec, overrides_text)[:16], spec.om, variant.name, variant.mixins, composition,
+                  doc, dict(graph.om.config_values))
+
+
+def _config_view(config: ConfigDecl, value: object) -> dict:
+    if config.type.startswith("List["):
+        param = f"{config.name}: Optional[{config.type}] = None"
+        assign = f"{_pyrepr(list(value))} if {config.name} is None else list({config.name})"  # type: ignore[arg-type]
+    else:
+        param = f"{config.name}: {config.type} = {_pyrepr(value)}"
+        assign = f"{config.type}({config.name})" if config.type == "float" else config.name
+    return {"name": config.name, "type": config.type, "param": param, "assign": assign}
+
+
+def _input_view(decl: InputDecl) -> dict:
+    shape_text = "[" + ", ".join(str(d) for d in decl.shape) + "]" if decl.shape is not None else "any"
+    return {"name": decl.name, "shape_text": shape_text, "dtype": decl.dtype, "role": decl.role}
+
+
+def _term_source_view(term: AnalysedTerm) -> dict:
+    winner = term.term.winner
+    return {"name": term.name, "source": f"{winner.location.file}:{winner.location.line} ({winner.owner})"}
+
+
+def _function_source(spec: Spec, function) -> str:
+    return render_def(function.code, function.name, list(function.args), function.returns, method=False,
+                      docstring=function.doc)
+
+
+def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -> str:
+    types = _value_types(graph)
+    params = [(p, types[p]) for p in info.params]
+    super_call = None
+    if info.super_method:
+        below = next(d for d in term.definitions if d.method == info.super_method)
+        super_call = f"self.{below.method}({', '.join(below.params)})"
+    comments = _provenance_lines(term, info)
+    source = render_def(info.definition.code, info.method, params, term.term.type, config=frozenset(info.config),
+                        super_call=super_call, method=True, docstring=info.definition.doc if info.method == term.name else "",
+                        indent=4)
+    return "\n".join("    # " + line if line else "    #" for line in comments) + "\n" + source.rstrip("\n")
+
+
+def _provenance_lines(term: AnalysedTerm, info: DefinitionInfo) -> list[str]:
+    definition = info.definition
+    chain = term.term.chain
+    position = chain.index(definition)
+    where = f"{definition.owner} ({definition.location.file}:{definition.location.line})"
+    if position == 0:
+        text = f"{term.name}: {term.term.type}"
+        if term.term.shape:
+            text += " [" + ", ".join(str(d) for d in term.term.shape) + "]"
+        lines = [f"{text} — {where}"]
+        if len(chain) > 1:
+            lines[0] += f", overrides {chain[1].owner}"
+    else:
+        lines = [f"{term.name} as defined by {where}, reached by super() from {chain[position - 1].owner}"]
+    if position == 0 and term.term.math:
+        math_lines = term.term.math.strip().splitlines()
+        lines += [f"math: {math_lines[0]}"] + [f"      {line}" for line in math_lines[1:]]
+    return lines
+
+
+def _value_types(graph: TermGraph) -> dict[str, str]:
+    types = {i.name: i.type for i in graph.spec.inputs}
+    types.update({t.name: t.term.type for t in graph.terms})
+    return types
+
+
+def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
+    order = graph.needed_for(entrypoint.outputs)
+    inputs = graph.spec.inputs_by_name
+    needed_inputs = [i for i in graph.spec.inputs if i.name in order]
+    params = [f"{i.name}: {i.type}" for i in needed_inputs]
+    checks = [_input_check(i, dict(graph.om.config_values)) for i in needed_inputs if i.type == "Tensor"]
+    steps = []
+    for name in order:
+        if name in inputs:
+            continue
+        term = graph.by_name[name]
+        winner = term.term.winner
+        code = f"{name} = self.{name}({', '.join(term.params)})"
+        comment = winner.owner + (f", overrides {term.term.chain[1].owner}" if len(term.term.chain) > 1 else "")
+        steps.append({"code": code, "comment": comment})
+    column = min(max((len(s["code"]) for s in steps), default=0), COMMENT_COLUMN_MAX)
+    return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
+            "outputs": entrypoint.outputs, "params": params, "checks": checks, "steps": steps,
+            "comment_column": column}
+
+
+def _input_check(decl: InputDecl, config: dict) -> str:
+    if decl.shape is None:
+        return f'_check_input("{decl.name}", {decl.name}, "any", [-1] * {decl.name}.dim(), [""] * {decl.name}.dim(), _dims, "{decl.dtype}")'
+    size_items, symbol_items = [], []
+    for dim in decl.shape:
+        if isinstance(dim, int):
+            size_items.append(str(dim))
+            symbol_items.append('""')
+        elif dim in config:
+            size_items.append(f"self.{dim}")
+            symbol_items.append('""')
+        else:
+            size_items.append("-1")
+            symbol_items.append(f'"{dim}"')
+    expected = "[" + ", ".join(str(d) for d in decl.shape) + "]"
+    return (f'_check_input("{decl.name}", {decl.name}, "{expected}", [{", ".join(size_items)}], '
+            f'[{", ".join(symbol_items)}], _dims, "{decl.dtype}")')
+
+
+def _session_view(graph: TermGraph) -> dict:
+    slots = [{"name": i.name, "type": i.type, "is_input": True, "params": ()} for i in graph.spec.inputs]
+    slots += [{"name": t.name, "type": t.term.type, "is_input": False, "params": t.params} for t in graph.terms]
+    return {"slots": slots, "inputs": graph.spec.inputs}

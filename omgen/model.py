@@ -1,0 +1,188 @@
+"""The spec model: what a spec says, independent of its file format.
+
+Both frontends (YAML and Python) produce a `Spec`; every later stage reads
+only these frozen dataclasses, each item carrying its spec location.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .errors import Location
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+    """Python source of a body, as a function body (statements ending in return).
+
+    `origin` is where the first line of `source` sits in the spec file, so a
+    line of the body maps back to `origin.line + body_line - 1`.
+    """
+
+    source: str
+    origin: Location
+    column_offset: int = 0  # columns the spec adds before each body line
+    first_line_shift: int = 0  # columns `source` adds before the spec text on its first line
+
+    def location_of(self, line: int, col: int) -> Location:
+        """Spec location of a (1-based line, 0-based col) position in `source`."""
+        if line == 1 and self.origin.col > 0:
+            return Location(self.origin.file, self.origin.line, self.origin.col + max(col - self.first_line_shift, 0))
+        return Location(self.origin.file, self.origin.line + line - 1, col + 1 + self.column_offset)
+
+    @classmethod
+    def from_expr(cls, text: str, origin: Location, column_offset: int = 0) -> "Code":
+        """A body that returns `text`; a one-line expression stays on one line."""
+        text = text.strip()
+        if "\n" not in text:
+            return cls(f"return {text}\n", origin, column_offset, first_line_shift=len("return "))
+        body = "\n".join("    " + line for line in text.splitlines())
+        return cls(f"return (\n{body}\n)\n", origin.shifted(-1, 0), column_offset - 4)
+
+
+MODULE_MEMBERS = frozenset({
+    # torch.nn.Module members a term or config name must not hide (the compiler never imports torch)
+    "training", "train", "eval", "forward", "to", "cuda", "cpu", "xpu", "ipu", "mtia", "float", "double", "half",
+    "bfloat16", "type", "apply", "parameters", "named_parameters", "buffers", "named_buffers", "children",
+    "named_children", "modules", "named_modules", "state_dict", "load_state_dict", "register_buffer",
+    "register_parameter", "register_module", "add_module", "get_submodule", "get_parameter", "get_buffer",
+    "zero_grad", "requires_grad_", "extra_repr", "share_memory", "dump_patches", "call_super_init", "to_empty",
+    "set_extra_state", "get_extra_state", "compile", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_backward_hook", "register_full_backward_pre_hook",
+    "register_state_dict_pre_hook", "register_load_state_dict_post_hook", "T_destination",
+    # generated members
+    "bind", "terms",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigDecl:
+    name: str
+    type: str
+    default: Any
+    doc: str
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
+class InputDecl:
+    name: str
+    type: str
+    shape: tuple[str | int, ...] | None
+    dtype: str
+    role: str
+    doc: str
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionDecl:
+    name: str
+    args: tuple[tuple[str, str], ...]
+    returns: str
+    doc: str
+    code: Code
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
+class TermDef:
+    """One definition of a term by one block or mixin.
+
+    `type`, `shape` and `math` are None when an override inherits them.
+    `specialisation` is set by the Python frontend for a term made from a
+    method called with literal mode arguments.
+    """
+
+    name: str
+    owner: str
+    code: Code
+    type: str | None
+    shape: tuple[str | int, ...] | None
+    math: str | None
+    doc: str
+    is_new: bool
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A block or a mixin: terms plus bases. Mixins are blocks of kind 'mixin'."""
+
+    name: str
+    kind: str  # "block" | "mixin"
+    bases: tuple[str, ...]
+    terms: tuple[TermDef, ...]
+    doc: str
+    location: Location
+
+    @property
+    def ident(self) -> str:
+        """The name as a Python identifier (mixin names may contain dashes)."""
+        return self.name.replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantDecl:
+    name: str
+    mixins: tuple[str, ...]
+    config: tuple[tuple[str, Any, Location], ...]  # (name, value, where it is set)
+    doc: str
+    location: Location
+
+    @property
+    def module_name(self) -> str:
+        return self.name.replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True)
+class EntrypointDecl:
+    name: str
+    outputs: tuple[str, ...]
+    doc: str
+    location: Location
+
+    @property
+    def class_name(self) -> str:
+        return "".join(part.capitalize() for part in self.name.replace("-", "_").split("_"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    om: str
+    doc: str
+    path: str  # as shown in messages and headers
+    sources: tuple[tuple[str, str], ...]  # (display path, sha256) of this file and its includes
+    config: tuple[ConfigDecl, ...]
+    inputs: tuple[InputDecl, ...]
+    functions: tuple[FunctionDecl, ...]
+    blocks: tuple[Block, ...]  # blocks and mixins
+    compose: tuple[str, ...]
+    variants: tuple[VariantDecl, ...]
+    entrypoints: tuple[EntrypointDecl, ...]
+    location: Location
+
+    def block(self, name: str) -> Block:
+        return self.blocks_by_name[name]
+
+    @property
+    def blocks_by_name(self) -> Mapping[str, Block]:
+        return {block.name: block for block in self.blocks}
+
+    @property
+    def config_by_name(self) -> Mapping[str, ConfigDecl]:
+        return {c.name: c for c in self.config}
+
+    @property
+    def inputs_by_name(self) -> Mapping[str, InputDecl]:
+        return {i.name: i for i in self.inputs}
+
+    @property
+    def functions_by_name(self) -> Mapping[str, FunctionDecl]:
+        return {f.name: f for f in self.functions}
+
+    def variant(self, name: str) -> VariantDecl:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
