@@ -197,6 +197,34 @@ def test_pq_perfect_and_accumulation():
     assert int(one.compute()["per_class_tp"].sum()) >= 1
 
 
+def test_pq_sort_path_equals_dense_path(monkeypatch):
+    import runtime.evaluation as ev
+
+    pred, truth = random_maps(21, 3, 20, 24, 0.2, crowd=True, pred_void=True)
+    dense = PanopticQuality(K, THINGS, DIV, IGN)
+    dense.update(pred, truth)
+    calls = []
+    real_unique = torch.unique
+
+    def counting_unique(*a, **kw):
+        calls.append(1)
+        return real_unique(*a, **kw)
+
+    monkeypatch.setattr(ev, "_MAX_DENSE_BINS", 0)
+    monkeypatch.setattr(ev.torch, "unique", counting_unique)
+    sort = PanopticQuality(K, THINGS, DIV, IGN)
+    sort.update(pred, truth)
+    assert calls  # the sort-based path ran
+    a, b = dense.compute(), sort.compute()
+    for key in ("per_class_tp", "per_class_fp", "per_class_fn", "per_class_iou_sum"):
+        assert torch.equal(a[key], b[key])
+    m1, m2 = MeanIoU(K, IGN, DIV), MeanIoU(K, IGN, DIV)
+    m2.update(pred, truth)
+    monkeypatch.setattr(ev, "_MAX_DENSE_BINS", 1 << 24)
+    m1.update(pred, truth)
+    assert torch.equal(m1.compute()["confusion"], m2.compute()["confusion"])
+
+
 def test_pq_rejects_unknown_class():
     m = PanopticQuality(3, [1])
     with pytest.raises(ValueError):
