@@ -226,7 +226,13 @@ def _check_cycles(graph: TermGraph, errors: ErrorCollector) -> None:
         return
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     by_name = graph.by_name
-    path = " -> ".join(f"{n} ({by_name[n].term.winner.location})" for n in names)
+    first = by_name[names[0]].term.winner.location
+
+    def where(name: str) -> str:
+        loc = by_name[name].term.winner.location
+        return f"line {loc.line}" if loc.file == first.file else str(loc)
+
+    path = " -> ".join(f"{n} ({where(n)})" for n in names)
     errors.error(by_name[names[0]].term.winner.location, f"dependency cycle: {path}",
                  "a term cannot depend on itself; use super() to reach an overridden definition")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import textwrap
 
 import libcst as cst
@@ -53,6 +54,7 @@ def _read(source: str, params: tuple[str, ...], code: Code) -> BodyNames:
         line = max(exc.raw_line - 1, 1)
         col = max(exc.raw_column - 4, 0) if exc.raw_line > 1 else 0
         message = exc.message.splitlines()[0] if exc.message else "invalid syntax"
+        message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", message)
         raise SpecErrors.single(code.location_of(line, col), f"syntax error in body: {message}") from None
     wrapper = meta.MetadataWrapper(module, unsafe_skip_copy=True)
     scopes = wrapper.resolve(meta.ScopeProvider)

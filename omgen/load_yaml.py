@@ -163,18 +163,19 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
 
 
 def project_root(path: Path) -> Path:
-    """The nearest folder above `path` holding pyproject.toml (else the spec's folder's parent)."""
+    """The nearest folder above `path` holding pyproject.toml (else the current folder)."""
     for parent in path.resolve().parents:
         if (parent / "pyproject.toml").exists():
             return parent
-    return path.resolve().parent.parent
+    return Path.cwd()
 
 
 def display_path(path: Path, root: Path) -> str:
+    """Path as messages and headers show it: relative to the project, so output is the same on every machine."""
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return path.name
+        return path.resolve().as_posix()
 
 
 def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: list, stack: tuple[Path, ...],

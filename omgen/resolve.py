@@ -41,7 +41,9 @@ class ResolvedOM:
 
 
 class InconsistentHierarchy(Exception):
-    pass
+    def __init__(self, cls: str, message: str):
+        super().__init__(message)
+        self.cls = cls
 
 
 def c3_linearise(name: str, bases_of: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -52,9 +54,9 @@ def c3_linearise(name: str, bases_of: Mapping[str, tuple[str, ...]]) -> list[str
         if cls in memo:
             return memo[cls]
         if cls in stack:
-            raise InconsistentHierarchy("cyclic bases: " + " -> ".join(stack + (cls,)))
+            raise InconsistentHierarchy(cls, "cyclic bases: " + " -> ".join(stack + (cls,)))
         bases = list(bases_of[cls])
-        sequences = [list(linearise(b, stack + (cls,))) for b in bases] + [bases]
+        sequences = [list(linearise(b, stack + (cls,))) for b in bases] + [list(bases)]
         result = [cls]
         while True:
             sequences = [seq for seq in sequences if seq]
@@ -65,7 +67,7 @@ def c3_linearise(name: str, bases_of: Mapping[str, tuple[str, ...]]) -> list[str
                 if not any(head in other[1:] for other in sequences):
                     break
             else:
-                raise InconsistentHierarchy(
+                raise InconsistentHierarchy(cls,
                     "cannot create a consistent method resolution order (MRO) for bases " + ", ".join(bases))
             result.append(head)
             for seq in sequences:
@@ -106,7 +108,8 @@ def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any,
     try:
         mro = tuple(c3_linearise(root, bases_of)[1:])
     except InconsistentHierarchy as exc:
-        errors.error(variant.location, f"variant '{variant.name}': {exc}")
+        where = blocks[exc.cls].location if exc.cls in blocks else variant.location
+        errors.error(where, f"{exc} (in '{exc.cls}', variant '{variant.name}')", "reorder the bases as Python would require")
         errors.raise_if_any()
         raise  # unreachable
 
@@ -138,6 +141,8 @@ def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any,
 def _resolved_term(name: str, chain: tuple[TermDef, ...], errors: ErrorCollector) -> ResolvedTerm:
     """Types, shapes and math inherit down the chain; a changed type is an error."""
     declared = [(d, d.type) for d in chain if d.type is not None]
+    if chain[-1].type is None:
+        declared.append((chain[-1], "Tensor"))  # the first definition of a term defaults to Tensor
     for (upper, upper_type), (lower, lower_type) in zip(declared, declared[1:]):
         if upper_type != lower_type:
             errors.error(upper.location, f"'{name}' in '{upper.owner}' has type {upper_type} but overrides "

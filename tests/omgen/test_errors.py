@@ -1,0 +1,92 @@
+"""Bad input: every case gives `file:line:col: error: ...` lines, exit 1, and writes nothing."""
+import pytest
+
+from omgen.cli import main
+
+GOOD_HEAD = """
+om: bad
+config:
+  threshold: {type: float, default: 0.5}
+inputs:
+  x: {type: Tensor, shape: [N, 1], dtype: float}
+"""
+
+CASES = {
+    "malformed_yaml": ("om: bad\nblocks: [\n", "spec.yaml:3:1: error: malformed YAML"),
+    "unknown_top_key": ("om: bad\nblokcs: {}\ncompose: []\nentrypoints: {}\n",
+                        "spec.yaml:2:1: error: unknown key 'blokcs' in the spec (did you mean 'blocks'?)"),
+    "unknown_term_key": (GOOD_HEAD + "blocks:\n  A:\n    terms:\n      y: {exprr: x}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                         "spec.yaml:9:11: error: unknown key 'exprr' in term 'y' (did you mean 'expr'?)"),
+    "wrong_value_type": (GOOD_HEAD.replace("default: 0.5", "default: high") +
+                         "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                         "spec.yaml:3:37: error: default of config 'threshold' is 'high', not a float"),
+    "bad_type": (GOOD_HEAD + "blocks: {A: {terms: {y: {type: Tensr, expr: x}}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                 "error: type of term 'y': unknown type 'Tensr'"),
+    "duplicate_names": (GOOD_HEAD + "functions:\n  x: {args: {}, returns: int, expr: 1}\n"
+                        "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                        "spec.yaml:7:3: error: duplicate name 'x' (function) (already defined at "),
+    "duplicate_key": (GOOD_HEAD + "blocks:\n  A: {terms: {y: x}}\n  A: {terms: {z: x}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                      "spec.yaml:8:3: error: duplicate key 'A' in 'blocks' (first at line 7)"),
+    "unknown_mixin": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nmixins: {oracle: {terms: {y: 2 * x}}}\n"
+                      "variants: {v: [oracel]}\nentrypoints: {t: [y]}\n",
+                      "spec.yaml:9:12: error: variant 'v' uses unknown mixin 'oracel' (did you mean 'oracle'?)"),
+    "unknown_variant_override": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\n"
+                                 "variants: {v: {mixins: [], config: {treshold: 1.0}}}\nentrypoints: {t: [y]}\n",
+                                 "error: unknown config value 'treshold' (did you mean 'threshold'?)"),
+    "syntax_error_in_body": (GOOD_HEAD + "blocks:\n  A:\n    terms:\n      y:\n        body: |\n          a = x *\n"
+                             "          return a\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                             "spec.yaml:12:11: error: syntax error in body"),
+    "unknown_name": (GOOD_HEAD + "blocks:\n  A:\n    terms:\n      y: {expr: x * treshold}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                     "spec.yaml:9:21: error: unknown name 'treshold' in term 'y' (did you mean 'threshold'?)"),
+    "shadowing_local": (GOOD_HEAD + "blocks:\n  A:\n    terms:\n      y:\n        body: |\n          threshold = 2\n"
+                        "          return x * threshold\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                        "spec.yaml:11:11: error: local 'threshold' in term 'y' shadows the config"),
+    "cycle": (GOOD_HEAD + "blocks:\n  A:\n    terms:\n      a: {expr: b + x}\n      b: {expr: c * 2}\n      c: {expr: a}\n"
+              "compose: [A]\nentrypoints: {t: [a]}\n",
+              "spec.yaml:9:7: error: dependency cycle: a (line 9) -> c (line 11) -> b (line 10) -> a (line 9)"),
+    "override_nothing": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nmixins: {m: {terms: {yy: x}}}\n"
+                         "variants: {v: [m]}\nentrypoints: {t: [y]}\n",
+                         "error: mixin 'm' overrides 'yy', which nothing below it defines in variant 'v' (did you mean 'y'?)"),
+    "super_without_base": (GOOD_HEAD + "blocks: {A: {terms: {y: {expr: super() + x}}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                           "error: super() in 'y' of 'A', but no definition of 'y' lies below it"),
+    "inconsistent_mro": (GOOD_HEAD + "blocks:\n  X: {terms: {t: x}}\n  Y: {terms: {u: x}}\n  A: {bases: [X, Y]}\n"
+                         "  B: {bases: [Y, X]}\n  C: {bases: [A, B]}\ncompose: [C]\nentrypoints: {t: [t]}\n",
+                         "spec.yaml:11:3: error: cannot create a consistent method resolution order (MRO) for bases A, B"),
+    "type_change_in_override": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\n"
+                                "mixins: {m: {terms: {y: {type: float, expr: 1.0}}}}\nvariants: {v: [m]}\nentrypoints: {t: [y]}\n",
+                                "error: 'y' in 'm' has type float but overrides 'A' where it is Tensor"),
+    "non_tensor_output": (GOOD_HEAD + "blocks: {A: {terms: {y: {type: float, expr: threshold}}}}\ncompose: [A]\n"
+                          "entrypoints: {t: [y]}\n", "error: entrypoint 't' returns 'y' of type float"),
+    "term_hides_module_member": (GOOD_HEAD + "blocks: {A: {terms: {eval: x}}}\ncompose: [A]\nentrypoints: {t: [eval]}\n",
+                                 "error: term 'eval' would hide the generated module's member 'eval'"),
+    "missing_include": ("om: bad\ninclude: [nowhere.yaml]\nblocks: {}\ncompose: []\nentrypoints: {}\n",
+                        "spec.yaml:2:11: error: cannot read spec file"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_spec_gives_one_clear_line(name, write_spec, tmp_path, capsys):
+    text, expected = CASES[name]
+    path = write_spec(text)
+    out = tmp_path / "out"
+    assert main(["compile", str(path), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert "Traceback" not in err
+    for line in err.strip().splitlines():
+        assert ": error: " in line or line.endswith("errors") or ": warning: " in line, line
+    assert not out.exists(), "nothing may be written when the spec has errors"
+
+
+def test_all_errors_of_a_stage_are_reported_together(write_spec, capsys):
+    path = write_spec("om: bad\nblokcs: {}\ncompose: []\nentrypoints: {}\nvariantz: {}\n")
+    assert main(["compile", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "'blokcs'" in err and "'variantz'" in err and err.strip().endswith("2 errors")
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["compile", str(tmp_path / "missing.yaml")]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["compile"])
+    assert info.value.code == 2
