@@ -1,0 +1,74 @@
+"""Ground-truth maps and weights (targets entrypoint) against the loop reference."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, HealthCheck
+
+import panoptic_helpers as H
+import panoptic_reference as ref
+
+
+def check_targets(pan, variant="base", **config):
+    cfg = dict(H.CFG, **config)
+    want = ref.targets(pan, cfg)
+    got = H.entry(variant, "targets", **config)(torch.from_numpy(pan))
+    for name in ["semantic_truth", "instance_truth", "thing_mask_truth", "crowd_truth", "void_truth",
+                 "semantic_weights", "center_weights", "offset_weights"]:
+        np.testing.assert_array_equal(got[name].numpy(), want[name], err_msg=name)
+    np.testing.assert_allclose(got["center_truth"].numpy(), want["center_truth"], atol=1e-6, err_msg="center_truth")
+    np.testing.assert_allclose(got["offset_truth"].numpy(), want["offset_truth"], atol=1e-4, err_msg="offset_truth")
+    # instance numbering: index map and instance_truth describe the same partition
+    idx = got["instance_index_truth"].numpy()
+    np.testing.assert_array_equal(idx >= 0, want["instance_truth"] >= 0)
+    s = H.session(variant, **config)
+    s.bind(panoptic=torch.from_numpy(pan))
+    ids = s.instance_ids_truth().numpy()
+    batch = s.instance_batch_truth().numpy()
+    area = s.instance_area_truth().numpy()
+    cents = s.centroids_truth().numpy()
+    assert len(ids) == len(want["centroids"])
+    for i, (b, pid) in enumerate(zip(batch, ids)):
+        assert (idx[b] == i).sum() == area[i] == want["areas"][(int(b), int(pid))]
+        np.testing.assert_allclose(cents[i], want["centroids"][(int(b), int(pid))], rtol=1e-6)
+        assert np.all(want["instance_truth"][b][idx[b] == i] == pid)
+    np.testing.assert_array_equal(got["centroids_truth"].numpy(), cents)
+    np.testing.assert_array_equal(got["instance_batch_truth"].numpy(), batch)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pan=H.panoptic_maps())
+def test_targets_match_reference(pan):
+    check_targets(pan)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pan=H.panoptic_maps(max_n=1, max_side=12))
+def test_targets_small_sigma_and_crowd_ignored(pan):
+    # a radius that cuts Gaussians inside small maps, crowd ignored in the semantic target (COCO-like)
+    check_targets(pan, sigma=1.5, gaussian_radius=2.0, ignore_crowd_in_semantic=True, small_instance_area=3)
+
+
+def test_targets_many_instances():
+    pan = H.many_instances(230, side=48)
+    check_targets(pan)
+    out = H.entry("base", "targets")(torch.from_numpy(pan))
+    assert out["centroids_truth"].shape == (230, 2)
+
+
+@pytest.mark.parametrize("fill", [255 * 1000, 0, 11 * 1000, -5, 19 * 1000 + 3])
+def test_targets_uniform_images(fill):
+    """All void, all stuff, all crowd, negative ids, class beyond num_classes: no instance, no crash."""
+    pan = np.full((2, 1, 5, 7), fill, np.int64)
+    check_targets(pan)
+    out = H.entry("base", "targets")(torch.from_numpy(pan))
+    assert out["centroids_truth"].shape == (0, 2)
+    assert float(out["center_truth"].abs().sum()) == 0.0
+
+
+def test_targets_int32_input():
+    pan = np.full((1, 1, 6, 6), 1000, np.int64)
+    pan[0, 0, 1:3, 1:3] = 11001
+    a = H.entry("base", "targets")(torch.from_numpy(pan))
+    b = H.entry("base", "targets")(torch.from_numpy(pan).int())
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
