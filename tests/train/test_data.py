@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -158,6 +159,7 @@ def test_synthetic_cli(tmp_path, capsys):
     assert len(list((tmp_path / "train").glob("*.jpg"))) == 2
     ds = CocoPanoptic.from_root(tmp_path, "train")
     assert ds[1]["panoptic"].shape == (1, 48, 64)
+    assert "wrote 2 train + 1 val images of 48x64" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         synthetic.main(["--out", str(tmp_path), "--size", "4"])
 
@@ -504,6 +506,9 @@ def test_dataset_transform_and_collate(synth):
     assert batch["image_id"] == [0, 1, 2, 3]
     ds.set_epoch(1)
     assert torch.equal(batch["panoptic"][2], ds[2]["panoptic"])
+    # picklable for DataLoader workers; a copy draws the same augmentation
+    clone = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(clone[3]["panoptic"], ds[3]["panoptic"])
 
 
 def test_collate_mixed_sizes():
