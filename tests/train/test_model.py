@@ -19,6 +19,7 @@ from train.model import (  # noqa: E402
 )
 
 K = 7
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.* is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +189,28 @@ def test_load_mismatched_checkpoint_raises(tmp_path):
     with pytest.raises(ValueError, match="unexpected"):
         m.load_backbone(str(tmp_path / "r34.pth"))
     assert torch.equal(m.backbone.conv1.weight, before)
+
+
+def test_small_model_fits_one_batch():
+    # a few SGD steps on one batch lower all three losses: every head is trainable
+    m = panoptic_deeplab_small(3, 16, backbone_width=8).train()
+    x = torch.randn(2, 3, 32, 32)
+    sem = (torch.arange(32)[None, :, None] >= 16).long().expand(2, 32, 32)  # two halves
+    center = torch.zeros(2, 1, 32, 32)
+    center[:, :, 4:20, 4:20] = 1.0
+    offset = torch.full((2, 2, 32, 32), 3.0)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+
+    def losses():
+        out = m(x)
+        return (torch.nn.functional.cross_entropy(out["semantic_logits"], sem),
+                (out["center_logits"] - center).pow(2).mean(),
+                (out["offset_logits"] - offset).abs().mean())
+
+    first = [v.item() for v in losses()]
+    for _ in range(6):
+        opt.zero_grad()
+        sum(losses()).backward()
+        opt.step()
+    last = [v.item() for v in losses()]
+    assert all(b < 0.9 * a for a, b in zip(first, last)), (first, last)
