@@ -387,8 +387,9 @@ class PanopticDeepLab(nn.Module):
     ``offset_logits [N,2,H,W]`` (dy, dx).
     """
 
-    def __init__(self, cfg: PanopticDeepLabConfig = PanopticDeepLabConfig()):
+    def __init__(self, cfg: Optional[PanopticDeepLabConfig] = None):
         super().__init__()
+        cfg = cfg if cfg is not None else PanopticDeepLabConfig()
         if cfg.backbone not in _BACKBONES:
             raise ValueError(f"unknown backbone {cfg.backbone!r}; known: {sorted(_BACKBONES)}")
         if len(cfg.skip_keys) != len(cfg.sem_skip_channels) or len(cfg.skip_keys) != len(cfg.ins_skip_channels):
