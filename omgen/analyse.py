@@ -174,8 +174,7 @@ def _analyse_term(term: ResolvedTerm, scope: _Scope, errors: ErrorCollector) -> 
         if not names.super_calls:
             break
         if index + 1 >= len(term.chain):
-            _, line, col = names.super_calls[0]
-            errors.error(definition.code.location_of(line, col), f"super() in '{term.name}' of "
+            errors.error(names.location(names.super_calls[0]), f"super() in '{term.name}' of "
                          f"'{definition.owner}', but no definition of '{term.name}' lies below it")
             break
         index += 1
@@ -192,24 +191,24 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
     config: list[str] = []
     functions: list[str] = []
     for use in names.free:
-        kind = scope.kind(use.name)
-        where = code.location_of(use.line, use.col)
+        name = use.value
+        kind = scope.kind(name)
         if kind is None:
-            errors.error(where, f"unknown name '{use.name}' in term '{term.name}'",
-                         did_you_mean(use.name, scope.known()) or "not a term, input, config value or function")
-        elif kind in ("term", "input") and use.name not in params:
-            params.append(use.name)
-        elif kind == "config" and use.name not in config:
-            config.append(use.name)
-        elif kind == "function" and use.name not in functions:
-            functions.append(use.name)
+            errors.error(names.location(use), f"unknown name '{name}' in term '{term.name}'",
+                         did_you_mean(name, scope.known()) or "not a term, input, config value or function")
+        elif kind in ("term", "input") and name not in params:
+            params.append(name)
+        elif kind == "config" and name not in config:
+            config.append(name)
+        elif kind == "function" and name not in functions:
+            functions.append(name)
     for use in names.locals:
-        if scope.kind(use.name) in ("term", "input", "config", "function"):
-            errors.error(code.location_of(use.line, use.col), f"local '{use.name}' in term '{term.name}' shadows "
-                         f"the {scope.kind(use.name)} of that name", "rename the local")
-    for call, line, col in names.super_calls:
+        if scope.kind(use.value) in ("term", "input", "config", "function"):
+            errors.error(names.location(use), f"local '{use.value}' in term '{term.name}' shadows "
+                         f"the {scope.kind(use.value)} of that name", "rename the local")
+    for call in names.super_calls:
         if call.args:
-            errors.error(code.location_of(line, col), "super() takes no arguments here",
+            errors.error(names.location(call), "super() takes no arguments here",
                          "write super() for the overridden definition's value")
     if not names.returns:
         errors.error(definition.location, f"the body of '{term.name}' never returns a value", "end it with return")
@@ -277,13 +276,12 @@ def check_functions(spec: Spec) -> None:
             errors.extend(exc.diagnostics)
             continue
         for use in body.free:
-            if use.name in names or use.name in ALLOWED_GLOBALS or use.name in ALLOWED_BUILTINS - {"super"}:
+            if use.value in names or use.value in ALLOWED_GLOBALS or use.value in ALLOWED_BUILTINS - {"super"}:
                 continue
-            hint = did_you_mean(use.name, [*names, *ALLOWED_GLOBALS, *ALLOWED_BUILTINS])
-            if use.name in {t.name for b in spec.blocks for t in b.terms} | set(spec.config_by_name) | set(spec.inputs_by_name):
+            hint = did_you_mean(use.value, [*names, *ALLOWED_GLOBALS, *ALLOWED_BUILTINS])
+            if use.value in {t.name for b in spec.blocks for t in b.terms} | set(spec.config_by_name) | set(spec.inputs_by_name):
                 hint = "functions are pure: pass the value as an argument"
-            errors.error(function.code.location_of(use.line, use.col),
-                         f"unknown name '{use.name}' in function '{function.name}'", hint)
+            errors.error(body.location(use), f"unknown name '{use.value}' in function '{function.name}'", hint)
         if not body.returns:
             errors.error(function.location, f"function '{function.name}' never returns", "end it with return")
     errors.raise_if_any()

@@ -1,7 +1,9 @@
 """libcst reading of one body: its free names, local names and super() calls.
 
 Shared by analysis (dependencies, errors) and emission (rewrites), so both
-see the same nodes. Bodies are parsed, never executed.
+see the same nodes. Bodies are parsed, never executed. A body is read once
+per compile however many variants use it; positions (a slower libcst
+metadata pass) are computed only for bodies that have an error to report.
 """
 from __future__ import annotations
 
@@ -20,34 +22,32 @@ WRAPPER = "__omgen_body__"
 
 
 @dataclasses.dataclass(frozen=True)
-class NameUse:
-    name: str
-    line: int  # in the body source, 1-based
-    col: int  # 0-based
-    node: cst.Name
-
-
-@dataclasses.dataclass(frozen=True)
 class BodyNames:
+    code: Code
     module: cst.Module  # `def __omgen_body__(<params>):` + the body
-    free: tuple[NameUse, ...]  # names not bound in the body, in order of appearance
-    locals: tuple[NameUse, ...]  # names the body assigns
-    super_calls: tuple[tuple[cst.Call, int, int], ...]  # (node, line, col)
+    free: tuple[cst.Name, ...]  # loads of names the body does not bind, in order of appearance
+    locals: tuple[cst.Name, ...]  # names the body binds (first binding of each)
+    super_calls: tuple[cst.Call, ...]
     returns: bool
 
     @property
     def function(self) -> cst.FunctionDef:
         return self.module.body[0]  # type: ignore[return-value]
 
+    def location(self, node: cst.CSTNode) -> Location:
+        """Spec location of a node of this body."""
+        start = _positions(self)[node].start
+        return self.code.location_of(start.line - 1, start.column - 4)
+
 
 def read_body(code: Code, params: tuple[str, ...] = ()) -> BodyNames:
     """Parse `code` as a function body; SpecErrors at the spec line on a syntax error."""
-    return _read(code.source, params, code)
+    return _read(code, params)
 
 
-@functools.lru_cache(maxsize=4096)
-def _read(source: str, params: tuple[str, ...], code: Code) -> BodyNames:
-    wrapped = f"def {WRAPPER}({', '.join(params)}):\n" + textwrap.indent(source, "    ", lambda line: True)
+@functools.lru_cache(maxsize=8192)
+def _read(code: Code, params: tuple[str, ...]) -> BodyNames:
+    wrapped = f"def {WRAPPER}({', '.join(params)}):\n" + textwrap.indent(code.source, "    ", lambda line: True)
     try:
         module = cst.parse_module(wrapped)
     except cst.ParserSyntaxError as exc:
@@ -56,56 +56,85 @@ def _read(source: str, params: tuple[str, ...], code: Code) -> BodyNames:
         message = exc.message.splitlines()[0] if exc.message else "invalid syntax"
         message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", message)
         raise SpecErrors.single(code.location_of(line, col), f"syntax error in body: {message}") from None
-    wrapper = meta.MetadataWrapper(module, unsafe_skip_copy=True)
-    scopes = wrapper.resolve(meta.ScopeProvider)
-    positions = wrapper.resolve(meta.PositionProvider)
-    free: dict[int, NameUse] = {}
-    local: dict[int, NameUse] = {}
-    seen_scopes = {scope for scope in scopes.values() if scope is not None}
-    for scope in seen_scopes:
-        if isinstance(scope, meta.GlobalScope):
-            continue
-        for access in scope.accesses:
-            node = access.node
-            if not isinstance(node, cst.Name):
-                continue
-            referents = access.referents
-            if referents and not all(isinstance(r, meta.BuiltinAssignment) for r in referents):
-                continue
-            pos = positions[node].start
-            free[id(node)] = NameUse(node.value, pos.line - 1, pos.column - 4, node)
-        for assignment in scope.assignments:
-            if isinstance(assignment, meta.Assignment) and isinstance(assignment.node, (cst.Name,)):
-                pos = positions[assignment.node].start
-                if assignment.name in params:
-                    continue
-                local[id(assignment.node)] = NameUse(assignment.name, pos.line - 1, pos.column - 4, assignment.node)
-            elif isinstance(assignment, meta.Assignment) and assignment.name != WRAPPER:
-                node = assignment.node
-                pos = positions[node].start if node in positions else None
-                if pos is not None and assignment.name not in params:
-                    local[id(node)] = NameUse(assignment.name, pos.line - 1, pos.column - 4, node)  # type: ignore[arg-type]
-    finder = _SuperFinder()
-    module.visit(finder)
-    super_calls = tuple((call, positions[call].start.line - 1, positions[call].start.column - 4) for call in finder.calls)
-    order = lambda use: (use.line, use.col)  # noqa: E731
-    return BodyNames(module, tuple(sorted(free.values(), key=order)), tuple(sorted(local.values(), key=order)),
-                     super_calls, finder.returns)
+    function = module.body[0]
+    visitor = _NameVisitor()
+    function.body.visit(visitor)  # type: ignore[union-attr]
+    bound = set(params) | {n.value for n in visitor.stores}
+    free = tuple(n for n in visitor.loads if n.value not in bound)
+    first_stores: dict[str, cst.Name] = {}
+    for name in visitor.stores:
+        first_stores.setdefault(name.value, name)
+    return BodyNames(code, module, free, tuple(first_stores.values()), tuple(visitor.super_calls), visitor.returns)
 
 
-class _SuperFinder(cst.CSTVisitor):
+@functools.lru_cache(maxsize=256)
+def _positions(body: BodyNames):
+    return meta.MetadataWrapper(body.module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+
+
+class _NameVisitor(cst.CSTVisitor):
+    """Python's function-scope rule: a name bound anywhere in the body is local everywhere in it."""
+
     def __init__(self) -> None:
-        self.calls: list[cst.Call] = []
+        self.loads: list[cst.Name] = []
+        self.stores: list[cst.Name] = []
+        self.super_calls: list[cst.Call] = []
         self.returns = False
-        self.depth = 0
+
+    def _bind(self, target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            self.stores.append(target)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._bind(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._bind(target.value)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.loads.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # `.attr` is not a name lookup
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)  # `keyword=` is not a name lookup
+        return False
+
+    def visit_Param(self, node: cst.Param) -> bool:
+        self.stores.append(node.name)
+        for part in (node.annotation, node.default):
+            if part is not None:
+                part.visit(self)
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.stores.append(node.name)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._bind(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._bind(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._bind(node.target)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._bind(node.target)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._bind(node.target)
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        self._bind(node.name)  # type: ignore[arg-type]
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._bind(node.target)
 
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name) and node.func.value == "super":
-            self.calls.append(node)
+            self.super_calls.append(node)
 
     def visit_Return(self, node: cst.Return) -> None:
         self.returns = True
-
-
-def body_location(code: Code, use_line: int, use_col: int) -> Location:
-    return code.location_of(use_line, use_col)

@@ -106,13 +106,13 @@ def _term_source_view(term: AnalysedTerm) -> dict:
 
 
 def _function_source(spec: Spec, function) -> str:
-    return render_def(function.code, function.name, list(function.args), function.returns, method=False,
+    return render_def(function.code, function.name, tuple(function.args), function.returns, method=False,
                       docstring=function.doc)
 
 
 def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -> str:
     types = _value_types(graph)
-    params = [(p, types[p]) for p in info.params]
+    params = tuple((p, types[p]) for p in info.params)
     super_call = None
     if info.super_method:
         below = next(d for d in term.definitions if d.method == info.super_method)

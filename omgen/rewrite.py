@@ -5,6 +5,7 @@ that holds the overridden definition. Nothing else in a body changes.
 """
 from __future__ import annotations
 
+import functools
 import textwrap
 
 import libcst as cst
@@ -15,8 +16,8 @@ from .model import Code
 
 class _BodyRewriter(cst.CSTTransformer):
     def __init__(self, names: BodyNames, config: frozenset[str], super_call: str | None):
-        self.config_nodes = {use.node for use in names.free if use.name in config}
-        self.super_nodes = {call for call, _, _ in names.super_calls}
+        self.config_nodes = {use for use in names.free if use.value in config}
+        self.super_nodes = set(names.super_calls)
         self.super_call = super_call
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
@@ -30,11 +31,14 @@ class _BodyRewriter(cst.CSTTransformer):
         return updated
 
 
-def render_def(code: Code, name: str, params: list[tuple[str, str]], returns: str, *, config: frozenset[str] = frozenset(),
+@functools.lru_cache(maxsize=4096)
+def render_def(code: Code, name: str, params: tuple[tuple[str, str], ...], returns: str, *, config: frozenset[str] = frozenset(),
                super_call: str | None = None, method: bool, docstring: str = "", indent: int = 0) -> str:
     """Source of `def name(params) -> returns:` with the rewritten body, indented by `indent` spaces."""
     names = read_body(code)
-    function = names.function.visit(_BodyRewriter(names, config, super_call))
+    function = names.function
+    if super_call or any(use.value in config for use in names.free):
+        function = function.visit(_BodyRewriter(names, config, super_call))
     assert isinstance(function, cst.FunctionDef)
     param_nodes = ([cst.Param(cst.Name("self"))] if method else []) + [
         cst.Param(cst.Name(p), annotation=cst.Annotation(cst.parse_expression(t))) for p, t in params]
