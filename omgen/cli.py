@@ -68,9 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     graph_cmd.add_argument("--format", choices=("dot", "mermaid", "svg"), default="dot")
     graph_cmd.add_argument("--entrypoint", default=None, help="only the terms this entrypoint needs")
 
-    diff_cmd = add("diff", "Unified diff of the generated code of two variants.", _run_diff)
+    diff_cmd = add("diff", "Unified diff of the generated code of two variants (or, with --doc, their math sheets).", _run_diff)
     diff_cmd.add_argument("variant_a")
     diff_cmd.add_argument("variant_b")
+    diff_cmd.add_argument("--doc", action="store_true", help="write an HTML sheet marking the terms that change")
+    diff_cmd.add_argument("-o", "--out", default="docs/om", help="folder for --doc (default docs/om)")
+
+    doc_cmd = add("doc", "Render each variant as a self-contained HTML math sheet with its term graph.", _run_doc)
+    doc_cmd.add_argument("--variant", action="append", default=[], help="variant (repeatable; default all)")
+    doc_cmd.add_argument("-o", "--out", default="docs/om", help="output folder (default docs/om)")
+
+    convert_cmd = add("convert", "Convert a spec between YAML and Python (by the output's extension).", _run_convert)
+    convert_cmd.add_argument("-o", "--out", required=True, help="output spec file (.py or .yaml)")
 
     explain_cmd = add("explain", "Explain one term: definition, super() chain, dependencies, users.", _run_explain)
     explain_cmd.add_argument("term")
@@ -138,10 +147,33 @@ def _run_graph(args: argparse.Namespace) -> int:
 def _run_diff(args: argparse.Namespace) -> int:
     from .compile import compile_spec
 
+    if args.doc:
+        from .doc import write_diff_doc
+
+        for line in write_diff_doc(args.spec, args.variant_a, args.variant_b, args.out):
+            print(line)
+        return EXIT_OK
+
     result = compile_spec(args.spec, variants=[args.variant_a, args.variant_b])
     a, b = result.files[0], result.files[1]
     sys.stdout.writelines(difflib.unified_diff(a.source.splitlines(True), b.source.splitlines(True),
                                                str(a.path.name), str(b.path.name)))
+    return EXIT_OK
+
+
+def _run_doc(args: argparse.Namespace) -> int:
+    from .doc import write_docs
+
+    for line in write_docs(args.spec, args.variant, args.out):
+        print(line)
+    return EXIT_OK
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    for line in convert(args.spec, args.out):
+        print(line)
     return EXIT_OK
 
 
