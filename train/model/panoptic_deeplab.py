@@ -19,7 +19,7 @@ uint8 images into that input. Every module passes ``torch.jit.script`` and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
