@@ -1,16 +1,9 @@
 """train.model: Panoptic-DeepLab shapes, TorchScript, torch.export, torchvision checkpoints."""
 
-import sys
-from pathlib import Path
+import pytest
+import torch
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # repository root, when the package is not installed
-    sys.path.insert(0, _ROOT)
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from train.model import (  # noqa: E402
+from train.model import (
     Normalize,
     PanopticDeepLab,
     build_panoptic_deeplab,
