@@ -21,27 +21,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if not Path(args.spec).exists():
-        print(f"{args.spec}: error: no such spec file", file=sys.stderr)
+    specs = args.spec if isinstance(args.spec, list) else [args.spec]
+    missing = [s for s in specs if not Path(s).is_file()]
+    if missing:
+        for spec in missing:
+            print(f"{spec}: error: no such spec file", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return args.run(args)
-    except SpecErrors as exc:
-        for diagnostic in exc.diagnostics:
-            print(diagnostic, file=sys.stderr)
-        count = len(exc.diagnostics)
-        if count > 1:
-            print(f"{count} errors", file=sys.stderr)
-        return EXIT_SPEC
+    status = EXIT_OK
+    for spec in specs:
+        try:
+            status = max(status, args.run(argparse.Namespace(**{**vars(args), "spec": spec})))
+        except SpecErrors as exc:
+            for diagnostic in exc.diagnostics:
+                print(diagnostic, file=sys.stderr)
+            count = len(exc.diagnostics)
+            if count > 1:
+                print(f"{count} errors", file=sys.stderr)
+            status = EXIT_SPEC
+        except BrokenPipeError:
+            return status
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omgen", description="Compile output-mathematics specs into PyTorch modules.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, help_text: str, run) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, run, several: bool = False) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("spec", help="spec file (.yaml or .py)")
+        if several:
+            command.add_argument("spec", nargs="+", help="spec files (.yaml or .py)")
+        else:
+            command.add_argument("spec", help="spec file (.yaml or .py)")
         command.set_defaults(run=run)
         return command
 
@@ -53,14 +64,14 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--variant", default=None, help="variant (default: the first)")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
 
-    compile_cmd = add("compile", "Generate generated/<om>/<variant>.py for each variant.", _run_compile)
+    compile_cmd = add("compile", "Generate generated/<om>/<variant>.py for each variant.", _run_compile, several=True)
     variant_options(compile_cmd, several=True)
     compile_cmd.add_argument("-o", "--out", default=None, help="output folder (default: <project>/generated)")
     compile_cmd.add_argument("--check", action="store_true", help="write nothing; exit 1 if generated files are stale")
     compile_cmd.add_argument("--verify", action="store_true", help="import the result and torch.jit.script every module")
     compile_cmd.add_argument("-q", "--quiet", action="store_true", help="no warnings")
 
-    check_cmd = add("check", "Check a spec (all variants) without writing anything.", _run_check)
+    check_cmd = add("check", "Check a spec (all variants) without writing anything.", _run_check, several=True)
     check_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     graph_cmd = add("graph", "Print the term graph of a variant.", _run_graph)
