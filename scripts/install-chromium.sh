@@ -13,5 +13,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core
-/usr/bin/chromium --version
+# fonts-dejavu-extra has DejaVu Math TeX Gyre, the math font the sheets fall back to
+$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-dejavu-extra
+/usr/bin/chromium --version 2>/dev/null || true
