@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOY = ROOT / "specs/examples/toy_peaks.yaml"
 PANOPTIC = ROOT / "specs/panoptic.yaml"
 
-pytest.importorskip("latex2mathml", reason="the 'doc' extra (latex2mathml) is not installed")
+needs_latex2mathml = pytest.mark.skipif(not mathml.available(), reason="the 'doc' extra (latex2mathml) is not installed")
 
 
 class _Links(html.parser.HTMLParser):
@@ -72,6 +72,7 @@ def graph_of(path: Path, variant: str):
 
 # ---------------------------------------------------------------- math
 
+@needs_latex2mathml
 def test_math_converts_to_mathml_with_unicode_letter_variants():
     result = mathml.to_mathml(r"\mathbf{ID}^*_{pan}(p) := \mathrm{mean}_{p \in \mathbb{T}^*} \Phi(p)")
     assert result.problem == "" and result.mathml.startswith('<math xmlns="http://www.w3.org/1998/Math/MathML"')
@@ -82,6 +83,7 @@ def test_math_converts_to_mathml_with_unicode_letter_variants():
     assert 'alttext="\\mathbf{ID}' in result.mathml
 
 
+@needs_latex2mathml
 @pytest.mark.parametrize("latex, problem", [
     (r"\frac{a", "unbalanced braces"),
     (r"a}", "unbalanced braces"),
@@ -97,6 +99,7 @@ def test_bad_latex_is_reported_not_raised(latex, problem):
     assert problem in result.problem.lower() if problem.islower() else problem in result.problem
 
 
+@needs_latex2mathml
 def test_bad_latex_warns_at_the_math_line_and_shows_the_source(write_spec, tmp_path, capsys):
     text = TOY.read_text().replace(r"math: 'L := w \cdot \mathrm{MSE}(\Gamma, \Gamma^*)'",
                                    r"math: 'L := \frac{w \cdot \mathrm{MSE}(\Gamma, \Gamma^*)'")
@@ -174,6 +177,7 @@ def panoptic_pages():
     return render_pages(str(PANOPTIC), ["base", "learnable-centers"], engine="python")
 
 
+@needs_latex2mathml
 def test_page_has_an_entry_per_term_math_code_and_no_dangling_link(panoptic_pages):
     pages, warnings = panoptic_pages
     assert warnings == []
@@ -193,6 +197,7 @@ def test_page_has_an_entry_per_term_math_code_and_no_dangling_link(panoptic_page
     assert "<script src" not in page and "<link" not in page
 
 
+@needs_latex2mathml
 def test_mixin_overrides_are_marked_update_and_the_overridden_definitions_kept(panoptic_pages):
     page = panoptic_pages[0]["learnable_centers.html"]
     mixin = page[page.index('id="panel-learnable-centers"'):]
