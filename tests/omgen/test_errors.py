@@ -59,6 +59,23 @@ CASES = {
                           "entrypoints: {t: [y]}\n", "error: entrypoint 't' returns 'y' of type float"),
     "term_hides_module_member": (GOOD_HEAD + "blocks: {A: {terms: {eval: x}}}\ncompose: [A]\nentrypoints: {t: [eval]}\n",
                                  "error: term 'eval' would hide the generated module's member 'eval'"),
+    "colliding_owner_names": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\n"
+                              "mixins: {m-1: {terms: {y: super()}}, m_1: {terms: {y: super()}}}\nentrypoints: {t: [y]}\n",
+                              "error: block or mixin 'm_1' and 'm-1' would share its method names (_<term>__<owner>) 'm_1'"),
+    "colliding_variant_files": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\n"
+                                "variants: {v-1: [], v_1: []}\nentrypoints: {t: [y]}\n",
+                                "error: variant 'v_1' and 'v-1' would share its file name 'v_1'"),
+    "colliding_entrypoint_classes": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\n"
+                                     "entrypoints: {a_b: [y], a__b: [y], session: [y]}\n",
+                                     "error: entrypoint 'a__b' and 'a_b' would share its class name 'AB'"),
+    "entrypoint_named_session": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {session: [y]}\n",
+                                 "error: entrypoint 'session' would be the class 'Session', a name the generated module"),
+    "input_hides_session_member": ("om: bad\ninputs: {bind: {}}\nblocks: {A: {terms: {y: bind}}}\ncompose: [A]\n"
+                                   "entrypoints: {t: [y]}\n",
+                                   "spec.yaml:2:10: error: input 'bind' would hide the generated Session's member 'bind'"),
+    "unused_inconsistent_block": (GOOD_HEAD + "blocks:\n  A: {terms: {y: x}}\n  B: {bases: [A]}\n  C: {bases: [A, B]}\n"
+                                  "compose: [A]\nentrypoints: {t: [y]}\n",
+                                  "spec.yaml:9:3: error: cannot create a consistent method resolution order (MRO) for bases A, B (in 'C')"),
     "missing_include": ("om: bad\ninclude: [nowhere.yaml]\nblocks: {}\ncompose: []\nentrypoints: {}\n",
                         "spec.yaml:2:11: error: cannot read spec file"),
 }

@@ -1,0 +1,52 @@
+"""Spec-wide checks that do not depend on a variant, for specs from either frontend.
+
+Names that would collide in the generated module (after '-' becomes '_'),
+names that would hide a generated member, and every block's and mixin's own
+C3 order (Python rejects an inconsistent class at its definition, used or not).
+"""
+from __future__ import annotations
+
+from .errors import ErrorCollector, Location
+from .model import MODULE_MEMBERS, Spec
+from .resolve import InconsistentHierarchy, c3_linearise
+
+GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "INPUTS", "SOURCES", "OM", "VARIANT",
+                             "MIXINS", "torch", "F", "math", "Tensor", "Dict", "List", "Optional", "Tuple"})
+
+
+def validate_spec(spec: Spec) -> None:
+    """Raise SpecErrors listing every spec-wide problem."""
+    errors = ErrorCollector()
+    _unique(errors, [(b.ident, b.name, b.location) for b in spec.blocks], "block or mixin",
+            "its method names (_<term>__<owner>)")
+    _unique(errors, [(v.module_name, v.name, v.location) for v in spec.variants], "variant", "its file name")
+    _unique(errors, [(e.class_name, e.name, e.location) for e in spec.entrypoints], "entrypoint", "its class name")
+    for entrypoint in spec.entrypoints:
+        if entrypoint.class_name in GENERATED_NAMES or entrypoint.class_name in spec.functions_by_name:
+            errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}' would be the class "
+                         f"'{entrypoint.class_name}', a name the generated module already uses", "rename the entrypoint")
+    for decl in spec.inputs:
+        if decl.name in MODULE_MEMBERS or decl.name.startswith("_"):
+            errors.error(decl.location, f"input '{decl.name}' would hide the generated Session's member '{decl.name}'",
+                         "choose another name")
+    for function in spec.functions:
+        if function.name in GENERATED_NAMES or function.name.startswith("_check"):
+            errors.error(function.location, f"function '{function.name}' has a name the generated module uses",
+                         "choose another name")
+    bases_of = {b.name: tuple(x for x in b.bases if x in spec.blocks_by_name) for b in spec.blocks}
+    for block in spec.blocks:
+        try:
+            c3_linearise(block.name, bases_of)
+        except InconsistentHierarchy as exc:
+            where = spec.blocks_by_name[exc.cls].location if exc.cls in spec.blocks_by_name else block.location
+            errors.error(where, f"{exc} (in '{exc.cls}')", "reorder the bases as Python would require")
+    errors.raise_if_any()
+
+
+def _unique(errors: ErrorCollector, items: list[tuple[str, str, Location]], what: str, why: str) -> None:
+    seen: dict[str, tuple[str, Location]] = {}
+    for key, name, location in items:
+        if key in seen and seen[key][0] != name:
+            errors.error(location, f"{what} '{name}' and '{seen[key][0]}' would share {why} '{key}'",
+                         f"rename one (first at {seen[key][1]})")
+        seen.setdefault(key, (name, location))
