@@ -7,6 +7,8 @@ python -m pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test,do
 # numpy<2, which would rebuild numpy from source; it runs fine on numpy 2, so
 # install it without its dependencies (pillow and pycocotools come with omgen).
 python -m pip install -q --disable-pip-version-check --no-deps panopticapi-lite
+# Headless Chromium for the math-sheet browser test (Debian's package; no-op when present).
+bash scripts/install-chromium.sh
 for spec in specs/*.yaml specs/*.py specs/examples/*.yaml; do
   [ -f "$spec" ] || continue
   omgen compile "$spec" --check -q
