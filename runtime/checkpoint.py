@@ -1,0 +1,83 @@
+"""Checkpoints: model, optimizer, scheduler, step, RNG states; written atomically.
+
+A checkpoint is written to a temporary file in the same folder, flushed to
+disk and renamed over the target (``os.replace``), so a run killed at any
+moment leaves either the previous checkpoint or the new one, never half a file.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+
+def rng_state() -> Dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path, map_location: Any = "cpu") -> Dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - one line naming the file
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under DDP and torch.compile wrappers."""
+    while True:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def make_state(step: int, network: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
+               scheduler: Any = None, scaler: Any = None, config: Optional[Dict[str, Any]] = None,
+               extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    return {
+        "step": int(step),
+        "model": unwrap(network).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": rng_state(),
+        "config": config,
+        "extra": extra or {},
+    }

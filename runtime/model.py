@@ -1,0 +1,186 @@
+"""A network joined to the entrypoints of a generated OM, by name.
+
+* the network returns a dict; the OM's prediction inputs (``INPUTS`` with
+  ``role: prediction``) are read from it by name, or through ``outputs``
+  (OM input name -> network output name) for the names that differ;
+* truth inputs (``role: truth``) are read from the batch by name, or through
+  ``truth`` (OM input name -> batch key);
+* the ``targets`` entrypoint (when the OM has one) can run in the data-loader
+  workers (``targets="loader"``: :class:`TargetsCollate`) or on the device
+  (``targets="device"``); its outputs are then handed to the OM's Session as
+  the values of those terms, and the ``train`` outputs are read from the
+  Session. ``targets="inline"`` calls the ``train`` entrypoint, which derives
+  the targets itself.
+
+Losses are computed in float32 whatever the network's autocast dtype.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .om import OM
+
+TARGET_MODES = ("inline", "device", "loader")
+TARGETS_KEY = "targets"
+
+
+class OMModel(nn.Module):
+    def __init__(self, network: nn.Module, om: OM, *, config: Optional[Mapping[str, Any]] = None,
+                 outputs: Optional[Mapping[str, str]] = None, truth: Optional[Mapping[str, str]] = None,
+                 network_inputs: Sequence[str] = ("image",), targets: str = "inline",
+                 loss_key: str = "loss") -> None:
+        super().__init__()
+        if targets not in TARGET_MODES:
+            raise ValueError(f"targets must be one of {TARGET_MODES}, got {targets!r}")
+        if targets != "inline" and not om.has("targets"):
+            raise ValueError(f"OM {om.name}/{om.variant} has no 'targets' entrypoint; use targets: inline")
+        self.network = network
+        self.om = om
+        self.om_config = dict(config or {})
+        self.output_map = dict(outputs or {})
+        self.truth_map = dict(truth or {})
+        self.network_inputs = list(network_inputs)
+        self.targets_mode = targets
+        self.loss_key = loss_key
+        unknown = sorted(set(self.output_map) - set(om.prediction_inputs)) + sorted(set(self.truth_map) - set(om.truth_inputs))
+        if unknown:
+            raise ValueError(f"mapping names {unknown} are not prediction/truth inputs of OM {om.name}: {om.inputs}")
+        self.train_entry = om.build("train", self.om_config) if om.has("train") else None
+        self.infer_entry = om.build("infer", self.om_config) if om.has("infer") else None
+        self.targets_entry = om.build("targets", self.om_config) if om.has("targets") else None
+        self.train_outputs = om.outputs("train") if om.has("train") else []
+        self.session = om.session(self.om_config)
+        self._session_slots = {name for name in getattr(type(self.session), "__annotations__", {}) if name.startswith("_")}
+        if loss_key not in self.train_outputs and self.train_outputs:
+            raise ValueError(f"loss key {loss_key!r} is not an output of the train entrypoint: {self.train_outputs}")
+        self.om_train_forward: Callable[..., Dict[str, Tensor]] = self.train_entry if self.train_entry is not None else None
+
+    # -- name mapping -------------------------------------------------------------------------
+    def network_args(self, batch: Mapping[str, Any]) -> List[Tensor]:
+        return [batch[k] for k in self.network_inputs]
+
+    def predictions(self, net_out: Mapping[str, Tensor], *, float32: bool = True) -> Dict[str, Tensor]:
+        """Network outputs -> the OM's prediction inputs, by name (float32 unless told)."""
+        result = {}
+        for name in self.om.prediction_inputs:
+            key = self.output_map.get(name, name)
+            if key not in net_out:
+                raise KeyError(f"OM input {name!r} needs network output {key!r}; the network returned {sorted(net_out)} "
+                               f"(map names with outputs: {{{name}: <network output>}})")
+            value = net_out[key]
+            result[name] = value.float() if float32 and value.is_floating_point() else value
+        return result
+
+    def truths(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+        result = {}
+        for name in self.om.truth_inputs:
+            key = self.truth_map.get(name, name)
+            if key not in batch:
+                raise KeyError(f"OM input {name!r} needs batch key {key!r}; the batch has {sorted(batch)}")
+            result[name] = batch[key]
+        return result
+
+    # -- OM entrypoints -----------------------------------------------------------------------
+    def compute_targets(self, truths: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        assert self.targets_entry is not None
+        return self.targets_entry(**self._select("targets", truths))
+
+    def _select(self, entrypoint: str, values: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        names = self.om.signature(entrypoint)
+        return {n: values[n] for n in names if n in values}
+
+    def losses(self, predictions: Mapping[str, Tensor], truths: Mapping[str, Tensor],
+               targets: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """The train entrypoint's outputs; with ``targets``, through the Session with those terms given."""
+        if targets is None:
+            values = {**predictions, **truths}
+            return self.om_train_forward(**self._select("train", values))
+        session = self.session
+        session.bind(**predictions, **truths)
+        for name, value in targets.items():
+            slot = "_" + name
+            if slot not in self._session_slots:
+                raise KeyError(f"targets output {name!r} is not a term of OM {self.om.name}/{self.om.variant}")
+            setattr(session, slot, value)
+        try:
+            return {name: getattr(session, name)() for name in self.train_outputs}
+        finally:
+            session.bind()  # drop references to this batch
+
+    def decode(self, predictions: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        assert self.infer_entry is not None, f"OM {self.om.name} has no infer entrypoint"
+        return self.infer_entry(**self._select("infer", predictions))
+
+    # -- whole steps --------------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+        """Training: the batch -> the train entrypoint's outputs (losses)."""
+        net_out = self.network(*self.network_args(batch))
+        return self.losses_from(net_out, batch)
+
+    def losses_from(self, net_out: Mapping[str, Tensor], batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+        predictions = self.predictions(net_out)
+        truths = self.truths(batch)
+        if self.targets_mode == "inline":
+            return self.losses(predictions, truths)
+        if self.targets_mode == "device":
+            targets = self.compute_targets(truths)
+        else:
+            if TARGETS_KEY not in batch:
+                raise KeyError("targets: loader needs batches from runtime.model.TargetsCollate")
+            targets = batch[TARGETS_KEY]
+        return self.losses(predictions, truths, targets)
+
+    @torch.no_grad()
+    def predict(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+        """Inference: the batch -> network outputs (as OM inputs) and the infer entrypoint's outputs."""
+        net_out = self.network(*self.network_args(batch))
+        predictions = self.predictions(net_out)
+        return {**predictions, **self.decode(predictions)}
+
+
+class TargetsCollate:
+    """Collate function running the OM's ``targets`` entrypoint in the data-loader worker.
+
+    ``collate`` builds the batch; the truth inputs (by name, through
+    ``truth``) go through ``targets``; the result is ``batch["targets"]``.
+    Picklable, so it works with worker processes.
+    """
+
+    def __init__(self, collate: Callable[[Sequence[Any]], Dict[str, Any]], om: OM,
+                 config: Optional[Mapping[str, Any]] = None, truth: Optional[Mapping[str, str]] = None) -> None:
+        self.collate = collate
+        self.spec = (om.module.__name__, om.name, om.variant)
+        self.config = dict(config or {})
+        self.truth = dict(truth or {})
+        self._entry: Optional[nn.Module] = None
+        self._names: List[str] = []
+        self._om = om
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_entry"] = None
+        state["_om"] = None
+        return state
+
+    def _build(self) -> None:
+        if self._om is None:
+            import importlib
+            import sys
+
+            module = sys.modules.get(self.spec[0]) or importlib.import_module(self.spec[0])
+            self._om = OM(module, self.spec[1], self.spec[2])
+        self._entry = self._om.build("targets", self.config)
+        self._names = self._om.signature("targets")
+
+    def __call__(self, samples: Sequence[Any]) -> Dict[str, Any]:
+        batch = self.collate(samples)
+        if self._entry is None:
+            self._build()
+        assert self._entry is not None
+        args = {name: batch[self.truth.get(name, name)] for name in self._names}
+        with torch.no_grad():
+            batch[TARGETS_KEY] = self._entry(**args)
+        return batch

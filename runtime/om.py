@@ -1,0 +1,182 @@
+"""Load a generated OM by (spec, variant), compiling it first when generated/ is stale.
+
+Nothing here knows a particular OM: everything comes from the generated
+module's metadata (``INPUTS``, ``CONFIG``, ``ENTRYPOINTS``, ``Session``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import re
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["OM", "load_om", "entrypoint_outputs", "PROJECT_ROOT"]
+
+
+def _module_name(variant: str) -> str:
+    return variant.replace("-", "_")
+
+
+def _import_generated(om_name: str, variant: str, out: Optional[Path]) -> ModuleType:
+    module = _module_name(variant)
+    if out is None or out.resolve() == (PROJECT_ROOT / "generated").resolve():
+        name = f"generated.{om_name}.{module}"
+        importlib.invalidate_caches()
+        if name in sys.modules:
+            return importlib.reload(sys.modules[name])
+        return importlib.import_module(name)
+    path = out / om_name / f"{module}.py"
+    name = f"_omgen_runtime_{om_name}_{module}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: cannot import the generated OM")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # TorchScript resolves globals through the module
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Path] = None,
+                    *, write: bool = True) -> tuple[str, List[Path]]:
+    """Compile ``variant`` of ``spec_path`` in memory; write the files that are stale.
+
+    Returns ``(om name, written paths)``. When the spec does not compile but a
+    generated file already exists, that file is used with a warning (the spec
+    may be mid-edit); otherwise the ``omgen.SpecErrors`` propagate.
+    """
+    import omgen
+
+    spec_path = Path(spec_path)
+    try:
+        result = omgen.compile_spec(spec_path, variants=[variant], out=out)
+    except omgen.SpecErrors as exc:
+        om_name = _om_name_from_text(spec_path)
+        base = Path(out) if out is not None else PROJECT_ROOT / "generated"
+        existing = base / om_name / f"{_module_name(variant)}.py" if om_name else None
+        if existing is not None and existing.exists():
+            warnings.warn(f"{spec_path} does not compile ({exc.diagnostics[0]}); using the existing {existing}",
+                          stacklevel=2)
+            return om_name, []
+        raise
+    stale = omgen.stale(result, all_variants=False)
+    written: List[Path] = []
+    if stale and write:
+        written = omgen.write(result)
+    return result.spec.om, written
+
+
+def _om_name_from_text(spec_path: Path) -> str:
+    try:
+        match = re.search(r"^om:\s*([A-Za-z_][A-Za-z0-9_]*)", spec_path.read_text(encoding="utf-8"), re.M)
+    except OSError:
+        return ""
+    return match.group(1) if match else ""
+
+
+_RETURNS = re.compile(r'Entrypoint "[^"]+": returns ([^.\n]+)\.')
+
+
+def entrypoint_outputs(module: ModuleType, entrypoint: str) -> List[str]:
+    """Output names of an entrypoint: ``OUTPUTS[entrypoint]`` when the module has it, else its docstring."""
+    outputs = getattr(module, "OUTPUTS", None)
+    if isinstance(outputs, Mapping) and entrypoint in outputs:
+        return list(outputs[entrypoint])
+    cls = module.ENTRYPOINTS[entrypoint]
+    match = _RETURNS.search(cls.__doc__ or "")
+    if not match:
+        raise ValueError(f"{module.__name__}: cannot tell the outputs of entrypoint {entrypoint!r}")
+    return [name.strip() for name in match.group(1).split(",")]
+
+
+@dataclasses.dataclass
+class OM:
+    """A loaded generated OM variant and its metadata."""
+
+    module: ModuleType
+    name: str
+    variant: str
+
+    @property
+    def inputs(self) -> Dict[str, Dict[str, str]]:
+        return dict(self.module.INPUTS)
+
+    @property
+    def defaults(self) -> Dict[str, Any]:
+        return dict(self.module.CONFIG)
+
+    @property
+    def entrypoints(self) -> List[str]:
+        return list(self.module.ENTRYPOINTS)
+
+    def inputs_with_role(self, role: str) -> List[str]:
+        return [n for n, meta in self.module.INPUTS.items() if meta.get("role") == role]
+
+    @property
+    def prediction_inputs(self) -> List[str]:
+        return self.inputs_with_role("prediction")
+
+    @property
+    def truth_inputs(self) -> List[str]:
+        return self.inputs_with_role("truth")
+
+    def has(self, entrypoint: str) -> bool:
+        return entrypoint in self.module.ENTRYPOINTS
+
+    def outputs(self, entrypoint: str) -> List[str]:
+        return entrypoint_outputs(self.module, entrypoint)
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        unknown = sorted(set(config) - set(self.module.CONFIG))
+        if unknown:
+            raise ValueError(f"OM {self.name}/{self.variant}: unknown config {unknown}; known: {sorted(self.module.CONFIG)}")
+
+    def build(self, entrypoint: str, config: Optional[Mapping[str, Any]] = None) -> torch.nn.Module:
+        """An entrypoint module with config values overriding the variant's defaults."""
+        config = dict(config or {})
+        self.check_config(config)
+        if entrypoint not in self.module.ENTRYPOINTS:
+            raise KeyError(f"OM {self.name}/{self.variant} has no entrypoint {entrypoint!r}; it has {self.entrypoints}")
+        return self.module.ENTRYPOINTS[entrypoint](**config)
+
+    def session(self, config: Optional[Mapping[str, Any]] = None) -> torch.nn.Module:
+        config = dict(config or {})
+        self.check_config(config)
+        return self.module.Session(**config)
+
+    def signature(self, entrypoint: str) -> List[str]:
+        """The input names an entrypoint's forward takes, in order."""
+        import inspect
+
+        params = inspect.signature(self.module.ENTRYPOINTS[entrypoint].forward).parameters
+        return [p for p in params if p != "self"]
+
+
+def load_om(spec: str | Path, variant: str, *, out: Optional[str | Path] = None, compile: bool = True) -> OM:
+    """The generated module of ``variant`` of ``spec`` (a spec path, or the name of an OM in generated/).
+
+    With ``compile`` (default) a spec path is compiled in memory first and the
+    stale files are rewritten (atomically, by ``omgen.write``).
+    """
+    spec_path = Path(spec)
+    if not spec_path.is_absolute() and not spec_path.exists() and (PROJECT_ROOT / spec_path).exists():
+        spec_path = PROJECT_ROOT / spec_path
+    if spec_path.suffix in (".yaml", ".yml", ".py") and spec_path.exists():
+        if compile:
+            om_name, _ = ensure_compiled(spec_path, variant, out)
+        else:
+            om_name = _om_name_from_text(spec_path)
+    elif spec_path.suffix in (".yaml", ".yml", ".py"):
+        raise FileNotFoundError(f"{spec}: no such spec file")
+    else:
+        om_name = str(spec)
+    module = _import_generated(om_name, variant, Path(out) if out is not None else None)
+    return OM(module, om_name, variant)
