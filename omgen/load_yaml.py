@@ -67,6 +67,8 @@ class _Reader:
                 continue
             if allowed is not None and key not in allowed:
                 hint = did_you_mean(key, allowed) or f"expected one of: {', '.join(allowed)}"
+                if not IDENTIFIER.match(key) and isinstance(node, yaml.MappingNode) and node.flow_style:
+                    hint = "a comma ends a value inside {...}: quote the expression, e.g. {expr: 'f(a, b)'}"
                 self.errors.error(self.loc(key_node), f"unknown key '{key}' in {what}", hint)
                 continue
             result[key] = (key_node, value_node)
