@@ -11,6 +11,7 @@ import dataclasses
 import functools
 from typing import Iterable, Mapping
 
+import libcst as cst
 import networkx as nx
 
 from .bodies import BodyNames, read_body
@@ -251,18 +252,39 @@ def _check_entrypoints(graph: TermGraph, errors: ErrorCollector) -> None:
 
 
 def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:
-    """Types meet where a body is a bare name: `expr: other_term` must keep other_term's type."""
+    """Types meet where a body returns a bare name or a function call: they must agree with the term's type."""
     spec = graph.spec
-    types = {t.name: t.term.type for t in graph.terms}
+    types = {c.name: c.type for c in spec.config}
     types.update({i.name: i.type for i in spec.inputs})
+    types.update({t.name: t.term.type for t in graph.terms})
+    returns = {f.name: f.returns for f in spec.functions}
     for term in graph.terms:
         for info in term.definitions:
-            source = info.definition.code.source.strip()
-            if source.startswith("return (") and source.endswith(")"):
-                inner = source[len("return ("):-1].strip()
-                if inner in types and types[inner] != term.term.type:
-                    errors.error(info.definition.location, f"'{term.name}' is {term.term.type} but its expression "
-                                 f"'{inner}' is {types[inner]}", f"declare type: {types[inner]} or convert")
+            body = read_body(info.definition.code)
+            for value in _returned_values(body.function):
+                if isinstance(value, cst.Name) and value.value in types:
+                    what, found = f"'{value.value}'", types[value.value]
+                elif isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in returns:
+                    what, found = f"function '{value.func.value}'", returns[value.func.value]
+                else:
+                    continue
+                if found != term.term.type:
+                    errors.error(body.location(value), f"'{term.name}' is {term.term.type} but returns {what} of "
+                                 f"type {found}", f"declare type: {found}, or convert the value")
+
+
+def _returned_values(function: cst.FunctionDef) -> list[cst.BaseExpression]:
+    class Returns(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.values: list[cst.BaseExpression] = []
+
+        def visit_Return(self, node: cst.Return) -> None:
+            if node.value is not None:
+                self.values.append(node.value)
+
+    visitor = Returns()
+    function.visit(visitor)
+    return visitor.values
 
 
 def check_functions(spec: Spec) -> None:

@@ -76,6 +76,11 @@ CASES = {
     "unused_inconsistent_block": (GOOD_HEAD + "blocks:\n  A: {terms: {y: x}}\n  B: {bases: [A]}\n  C: {bases: [A, B]}\n"
                                   "compose: [A]\nentrypoints: {t: [y]}\n",
                                   "spec.yaml:9:3: error: cannot create a consistent method resolution order (MRO) for bases A, B (in 'C')"),
+    "returned_name_of_other_type": (GOOD_HEAD + "blocks: {A: {terms: {y: threshold}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                                    "spec.yaml:6:25: error: 'y' is Tensor but returns 'threshold' of type float"),
+    "returned_call_of_other_type": (GOOD_HEAD + "functions:\n  count: {args: {v: Tensor}, returns: int, expr: 'v.numel()'}\n"
+                                    "blocks: {A: {terms: {y: 'count(x)'}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                                    "error: 'y' is Tensor but returns function 'count' of type int"),
     "missing_include": ("om: bad\ninclude: [nowhere.yaml]\nblocks: {}\ncompose: []\nentrypoints: {}\n",
                         "spec.yaml:2:11: error: cannot read spec file"),
 }
