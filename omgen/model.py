@@ -23,9 +23,15 @@ class Code:
     origin: Location
     column_offset: int = 0  # columns the spec adds before each body line
     first_line_shift: int = 0  # columns `source` adds before the spec text on its first line
+    # Python frontend: (spec line, column shift) of each line of `source`, for bodies whose lines moved
+    # (docstring removed, constant-folded branches); empty means "consecutive lines from origin"
+    line_map: tuple[tuple[int, int], ...] = ()
 
     def location_of(self, line: int, col: int) -> Location:
         """Spec location of a (1-based line, 0-based col) position in `source`."""
+        if self.line_map:
+            spec_line, shift = self.line_map[min(max(line, 1), len(self.line_map)) - 1]
+            return Location(self.origin.file, spec_line, col + 1 + shift)
         if line == 1 and self.origin.col > 0:
             return Location(self.origin.file, self.origin.line, self.origin.col + max(col - self.first_line_shift, 0))
         return Location(self.origin.file, self.origin.line + line - 1, col + 1 + self.column_offset)
@@ -103,6 +109,7 @@ class TermDef:
     doc: str
     is_new: bool
     location: Location
+    specialisation: str | None = None  # e.g. "semantic_pred('logits')" (Python frontend)
 
 
 @dataclasses.dataclass(frozen=True)

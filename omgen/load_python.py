@@ -1,0 +1,1423 @@
+"""Python frontend: ModulOM-style classes → `Spec`, parsed with libcst, never imported or run.
+
+A spec file holds classes deriving from `omgen.OutputMath`. Methods are
+terms, `self.term()` is a dependency, `super().term()` the overridden
+definition, annotated class attributes are config; `om`, `compose`,
+`inputs`, `variants` and `entrypoints` are module-level literals. ModulOM's
+run-time cache policy becomes static: helpers (`_name`, `@no_cache`) are
+plain functions, literal "mode" calls (`self.semantic_pred('logits')`) are
+specialised into terms of their own. Each method body is rewritten into the
+canonical body form of the YAML frontend (terms, inputs and config as bare
+names, `super()` for the overridden definition), keeping a map from body
+lines to file lines so that every later error points at the .py file.
+See docs/python-frontend.md.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import inspect
+import keyword
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import libcst as cst
+import libcst.metadata as meta
+
+from .bodies import _NameVisitor
+from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
+from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, display_path, project_root
+from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+                    VariantDecl)
+from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
+
+TOP_NAMES = ("om", "compose", "inputs", "variants", "entrypoints")
+INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
+VARIANT_KEYS = ("mixins", "config", "doc")
+ENTRYPOINT_KEYS = ("outputs", "doc")
+ALLOWED_IMPORTS = {  # module → names it may bind
+    "torch": {"torch", "Tensor"}, "torch.nn.functional": {"F"}, "math": {"math"},
+    "typing": {"List", "Dict", "Tuple", "Optional"}, "omgen": {"OutputMath", "omgen"},
+    "omgen.markers": {"OutputMath", "mixin", "no_cache", "term"}, "__future__": {"annotations"},
+}
+MARKER_BASE = "OutputMath"
+DYNAMIC_BUILTINS = ("getattr", "setattr", "hasattr", "delattr", "vars", "type")
+WRAPPER = "__omgen_method__"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_UNKNOWN = object()
+
+
+# ----------------------------------------------------------------------------- reading the file
+
+
+@dataclasses.dataclass
+class Param:
+    name: str
+    type: str
+    default: Any = _UNKNOWN  # literal value, or _UNKNOWN when required
+    default_source: str = ""
+    annotated: bool = True
+
+
+@dataclasses.dataclass
+class Method:
+    cls: "ClassInfo"
+    name: str
+    node: cst.FunctionDef
+    location: Location
+    params: list[Param]
+    returns: str | None
+    doc: str
+    is_helper: bool
+    shape: tuple | None = None
+    math: str | None = None
+    is_new: bool = False
+    text: str = ""  # the body (docstring removed), dedented
+    text_map: tuple[tuple[int, int], ...] = ()  # (file line, column shift) of each line of `text`
+    has_super: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.cls.name}.{self.name}"
+
+    @property
+    def params_names(self) -> set[str]:
+        return {p.name for p in self.params}
+
+
+@dataclasses.dataclass
+class ClassInfo:
+    name: str  # block or mixin name (mixins may be renamed by @mixin("name"))
+    class_name: str
+    kind: str
+    bases: list[tuple[str, cst.CSTNode]]  # class names as written
+    doc: str
+    location: Location
+    methods: list[Method] = dataclasses.field(default_factory=list)
+    node: cst.ClassDef | None = None
+
+
+class _File:
+    """One parsed spec file with positions; collects errors."""
+
+    def __init__(self, path: Path, display: str, text: str, errors: ErrorCollector):
+        self.path, self.display, self.text, self.errors = path, display, text, errors
+        self.lines = text.splitlines()
+        self.module = cst.parse_module(text)
+        self.positions = meta.MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+
+    def loc(self, node: cst.CSTNode) -> Location:
+        start = self.positions[node].start
+        return Location(self.display, start.line, start.column + 1)
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    def literal(self, node: cst.CSTNode, what: str) -> Any:
+        try:
+            return ast.literal_eval(self.code(node).strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            self.errors.error(self.loc(node), f"{what} must be a literal (a number, string, list, dict, ...)",
+                              "specs are read, never run: no names or calls here")
+            return _UNKNOWN
+
+    def string(self, node: cst.CSTNode, what: str) -> str | None:
+        value = self.literal(node, what)
+        if value is _UNKNOWN:
+            return None
+        if not isinstance(value, str):
+            self.errors.error(self.loc(node), f"{what} must be a string, got {value!r}")
+            return None
+        return value
+
+    def dict_items(self, node: cst.CSTNode, what: str) -> list[tuple[str, cst.CSTNode, cst.CSTNode]]:
+        if not isinstance(node, cst.Dict):
+            self.errors.error(self.loc(node), f"{what} must be a dict literal {{'name': ...}}")
+            return []
+        items, seen = [], {}
+        for element in node.elements:
+            if not isinstance(element, cst.DictElement):
+                self.errors.error(self.loc(element), f"{what}: '**' is not supported")
+                continue
+            key = self.string(element.key, f"a key of {what}")
+            if key is None:
+                continue
+            if key in seen:
+                self.errors.error(self.loc(element.key), f"duplicate key '{key}' in {what}", f"first at line {seen[key]}")
+                continue
+            seen[key] = self.loc(element.key).line
+            items.append((key, element.key, element.value))
+        return items
+
+    def type_of(self, annotation: cst.Annotation | None, what: str) -> str | None:
+        if annotation is None:
+            return None
+        text = self.code(annotation.annotation).strip()
+        try:
+            return normalise_type(text.strip("'\""))
+        except TypeSyntaxError as exc:
+            self.errors.error(self.loc(annotation.annotation), f"{what}: {exc}")
+            return None
+
+
+def _docstring(body: cst.BaseSuite) -> tuple[str, list[cst.BaseStatement]]:
+    statements = list(body.body)
+    if statements and isinstance(statements[0], cst.SimpleStatementLine) and len(statements[0].body) == 1:
+        expr = statements[0].body[0]
+        if isinstance(expr, cst.Expr) and isinstance(expr.value, (cst.SimpleString, cst.ConcatenatedString)):
+            value = expr.value.evaluated_value
+            if isinstance(value, str):
+                return inspect.cleandoc(value), statements[1:]
+    return "", statements
+
+
+def _decorator_name(decorator: cst.Decorator) -> tuple[str, cst.Call | None]:
+    node = decorator.decorator
+    call = node if isinstance(node, cst.Call) else None
+    target = call.func if call else node
+    if isinstance(target, cst.Name):
+        return target.value, call
+    if isinstance(target, cst.Attribute) and isinstance(target.attr, cst.Name):
+        return target.attr.value, call
+    return "", call
+
+
+class _NestedClassFinder(cst.CSTVisitor):
+    """Classes anywhere but at module level (inside a function, a class or a statement)."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.found: list[tuple[cst.ClassDef, str]] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.stack.append("function")
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.stack.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if self.stack:
+            self.found.append((node, self.stack[-1]))
+        self.stack.append("class")
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.stack.pop()
+
+    def visit_If(self, node: cst.If) -> None:
+        self.stack.append("statement")
+
+    def leave_If(self, node: cst.If) -> None:
+        self.stack.pop()
+
+
+# ----------------------------------------------------------------------------- the spec being built
+
+
+class _Reader:
+    def __init__(self, file: _File):
+        self.file = file
+        self.errors = file.errors
+        self.doc = ""
+        self.top: dict[str, cst.CSTNode] = {}
+        self.top_locations: dict[str, Location] = {}
+        self.functions: list[tuple[FunctionDecl, cst.FunctionDef]] = []
+        self.classes: list[ClassInfo] = []
+        self.config: list[ConfigDecl] = []
+
+    # ---- module level
+
+    def read(self) -> None:
+        file = self.file
+        finder = _NestedClassFinder()
+        file.module.visit(finder)
+        for node, where in finder.found:
+            inside = {"function": "inside a function", "class": "inside another class", "statement": "inside an if"}[where]
+            self.errors.error(file.loc(node.name), f"class '{node.name.value}' is defined {inside}",
+                              "omgen reads only module-level classes (it never runs the file): move it to the top level")
+        body = list(file.module.body)
+        doc, rest = _docstring(file.module) if body else ("", [])
+        self.doc = doc
+        for statement in rest:
+            if isinstance(statement, cst.ClassDef):
+                self._class(statement)
+            elif isinstance(statement, cst.FunctionDef):
+                self._function(statement)
+            elif isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    self._small_statement(small)
+            else:
+                self.errors.error(file.loc(statement), "only imports, classes, functions and the assignments "
+                                  f"{', '.join(TOP_NAMES)} may appear at module level",
+                                  "the spec is read, never run: module-level code cannot be followed")
+
+    def _small_statement(self, small: cst.BaseSmallStatement) -> None:
+        file = self.file
+        if isinstance(small, (cst.Import, cst.ImportFrom)):
+            self._import(small)
+        elif isinstance(small, cst.Assign):
+            target = small.targets[0].target
+            if len(small.targets) == 1 and isinstance(target, cst.Name):
+                name = target.value
+                if name not in TOP_NAMES:
+                    self.errors.error(file.loc(target), f"unknown module-level name '{name}'",
+                                      did_you_mean(name, TOP_NAMES) or f"expected one of: {', '.join(TOP_NAMES)}")
+                elif name in self.top:
+                    self.errors.error(file.loc(target), f"'{name}' is assigned twice",
+                                      f"first at line {self.top_locations[name].line}")
+                else:
+                    self.top[name] = small.value
+                    self.top_locations[name] = file.loc(target)
+            elif any(isinstance(t.target, cst.Attribute) for t in small.targets):
+                self.errors.error(file.loc(small), "a method or value assigned at run time "
+                                  f"('{file.code(target).strip()} = ...') cannot be resolved statically",
+                                  "define it with `def` inside the class (config: an annotated class attribute)")
+            else:
+                self.errors.error(file.loc(small), "unsupported assignment at module level",
+                                  f"module-level assignments are {', '.join(TOP_NAMES)}")
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and isinstance(small.value.func, cst.Name) \
+                and small.value.func.value in DYNAMIC_BUILTINS:
+            self.errors.error(file.loc(small), f"{small.value.func.value}() at module level changes classes at run "
+                              "time and cannot be resolved statically", "define methods with `def` inside the class")
+        elif isinstance(small, cst.AnnAssign):
+            self.errors.error(file.loc(small), "config values are annotated attributes of a class, not module-level",
+                              "move it into a class: `threshold: float = 0.5`")
+        else:
+            self.errors.error(file.loc(small), "unsupported statement at module level",
+                              f"expected imports, classes, functions and {', '.join(TOP_NAMES)}")
+
+    def _import(self, node: cst.Import | cst.ImportFrom) -> None:
+        file = self.file
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                module = file.code(alias.name).strip()
+                bound = alias.asname.name.value if alias.asname else module.split(".")[0]  # type: ignore[union-attr]
+                if module not in ALLOWED_IMPORTS or bound not in ALLOWED_IMPORTS[module]:
+                    self._bad_import(alias, module)
+            return
+        module = ("." * len(node.relative)) + (file.code(node.module).strip() if node.module else "")
+        if isinstance(node.names, cst.ImportStar):
+            self.errors.error(file.loc(node), f"'from {module} import *' is not supported", "import names explicitly")
+            return
+        for alias in node.names:
+            name = file.code(alias.name).strip()
+            bound = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
+            if module not in ALLOWED_IMPORTS or name not in ALLOWED_IMPORTS[module] or bound != name:
+                if module == "torch.nn" and name == "functional" and bound == "F":
+                    continue
+                self._bad_import(alias, f"{module}.{name}")
+
+    def _bad_import(self, node: cst.CSTNode, what: str) -> None:
+        self.errors.error(self.file.loc(node), f"import of '{what}' is not supported",
+                          "bodies may use torch, F (torch.nn.functional), math and typing names; "
+                          "specs import OutputMath from omgen and mixin/no_cache/term from omgen.markers")
+
+    def _function(self, node: cst.FunctionDef) -> None:
+        """A module-level def: a pure function (FunctionDecl)."""
+        file = self.file
+        name = node.name.value
+        if node.decorators:
+            self.errors.error(file.loc(node.decorators[0]), f"function '{name}' has a decorator",
+                              "module-level functions are plain pure functions")
+        params = self._params(node, name, method=False)
+        returns = file.type_of(node.returns, f"return type of '{name}'")
+        if node.returns is None:
+            self.errors.error(file.loc(node.name), f"function '{name}' needs a return annotation", "e.g. -> Tensor")
+        doc, statements = _docstring(node.body)
+        text, text_map = self._body_text(node, statements, name)
+        if params is None or returns is None or text is None:
+            return
+        code = Code(text, Location(file.display, text_map[0][0], 0), text_map[0][1], line_map=text_map)
+        self.functions.append((FunctionDecl(name, tuple((p.name, p.type) for p in params), returns, doc, code,
+                                            file.loc(node.name)), node))
+
+    def _params(self, node: cst.FunctionDef, where: str, method: bool) -> list[Param] | None:
+        file = self.file
+        params = node.params
+        bad = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
+        bad += list(params.kwonly_params) + list(params.posonly_params)
+        if bad:
+            self.errors.error(file.loc(bad[0]), f"'{where}': *args, **kwargs, keyword-only and positional-only "
+                              "parameters are not supported", "use plain parameters")
+            return None
+        plain = list(params.params)
+        if method:
+            if not plain or plain[0].name.value != "self":
+                self.errors.error(file.loc(node.name), f"method '{where}' must take self first",
+                                  "@staticmethod and @classmethod are not supported")
+                return None
+            plain = plain[1:]
+        result = []
+        for param in plain:
+            type_name = file.type_of(param.annotation, f"type of parameter '{param.name.value}'") or "Tensor"
+            item = Param(param.name.value, type_name, annotated=param.annotation is not None)
+            if param.default is not None:
+                value = file.literal(param.default, f"default of parameter '{param.name.value}'")
+                if value is _UNKNOWN:
+                    return None
+                item.default, item.default_source = value, file.code(param.default).strip()
+            result.append(item)
+        return result
+
+    def _body_text(self, node: cst.FunctionDef, statements: list, where: str) -> tuple[str | None, tuple]:
+        """The body (without docstring) as dedented text, with the file line and column shift of each line."""
+        file = self.file
+        if not statements:
+            self.errors.error(file.loc(node.name), f"'{where}' has no body besides its docstring", "end it with return")
+            return None, ()
+        if isinstance(node.body, cst.SimpleStatementSuite):
+            start = file.positions[statements[0]].start
+            text = "".join(file.code(s).strip() + "\n" for s in statements)
+            return text, tuple((start.line, start.column) for _ in statements)
+        first = file.positions[statements[0]].start
+        last = file.positions[node].end.line
+        indent = first.column
+        lines = []
+        for line in file.lines[first.line - 1:last]:
+            strip = len(line) - len(line.lstrip(" "))
+            lines.append(line[min(strip, indent):])
+        while lines and not lines[-1].strip():
+            lines.pop()
+        text = "\n".join(lines) + "\n"
+        return text, tuple((first.line + i, indent) for i in range(len(lines)))
+
+    # ---- classes
+
+    def _class(self, node: cst.ClassDef) -> None:
+        file = self.file
+        class_name = node.name.value
+        kind, name = "block", class_name
+        for decorator in node.decorators:
+            decorator_name, call = _decorator_name(decorator)
+            if decorator_name != "mixin":
+                self.errors.error(file.loc(decorator), f"unknown class decorator on '{class_name}'",
+                                  "the only class decorator is @mixin or @mixin(\"name\")")
+                continue
+            kind = "mixin"
+            if call is not None and call.args:
+                value = file.string(call.args[0].value, "the mixin name")
+                if value is not None and not MIXIN_NAME.match(value):
+                    self.errors.error(file.loc(call.args[0]), f"'{value}' is not a valid mixin name",
+                                      "letters, digits, '_' and '-'")
+                elif value is not None:
+                    name = value
+        if node.keywords:
+            self.errors.error(file.loc(node.keywords[0]), f"class '{class_name}': metaclass and class keywords are "
+                              "not supported", "derive from omgen.OutputMath and the spec's own classes only")
+        bases: list[tuple[str, cst.CSTNode]] = []
+        marked = False
+        for arg in node.bases:
+            text = file.code(arg.value).strip()
+            if text in (MARKER_BASE, f"omgen.{MARKER_BASE}"):
+                marked = True
+            elif isinstance(arg.value, cst.Name):
+                bases.append((arg.value.value, arg.value))
+            else:
+                self.errors.error(file.loc(arg), f"base '{text}' of class '{class_name}' cannot be resolved statically",
+                                  "bases are omgen.OutputMath or classes of this spec, by name")
+        doc, statements = _docstring(node.body)
+        info = ClassInfo(name, class_name, kind, bases, doc, file.loc(node.name), node=node)
+        if not bases and not marked:
+            self.errors.error(file.loc(node.name), f"class '{class_name}' does not derive from omgen.OutputMath",
+                              f"write class {class_name}(OutputMath)")
+        for index, statement in enumerate(statements):
+            if isinstance(statement, cst.FunctionDef):
+                method = self._method(info, statement)
+                if method:
+                    if any(m.name == method.name for m in info.methods):
+                        self.errors.error(method.location, f"method '{method.name}' is defined twice in '{class_name}'")
+                    info.methods.append(method)
+            elif isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    following = statements[index + 1] if index + 1 < len(statements) else None
+                    self._class_statement(info, small, following)
+            else:
+                self.errors.error(file.loc(statement), f"unsupported statement in class '{class_name}'",
+                                  "a class holds methods (terms, helpers) and annotated config attributes")
+        self.classes.append(info)
+
+    def _class_statement(self, info: ClassInfo, small: cst.BaseSmallStatement, following: cst.CSTNode | None) -> None:
+        file = self.file
+        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+            name = small.target.value
+            type_name = file.type_of(small.annotation, f"type of config '{name}'")
+            if small.value is None:
+                self.errors.error(file.loc(small.target), f"config '{name}' needs a default",
+                                  f"e.g. {name}: float = 0.5")
+                return
+            if type_name is None:
+                return
+            if type_name not in CONFIG_TYPES:
+                self.errors.error(file.loc(small.annotation.annotation), f"config '{name}' has type {type_name}",
+                                  f"config types are {', '.join(CONFIG_TYPES)}")
+                return
+            value = file.literal(small.value, f"default of config '{name}'")
+            if value is _UNKNOWN:
+                return
+            if not python_value_matches(type_name, value):
+                self.errors.error(file.loc(small.value), f"default of config '{name}' is {value!r}, not a {type_name}")
+                return
+            doc = ""
+            if isinstance(following, cst.SimpleStatementLine) and len(following.body) == 1 and \
+                    isinstance(following.body[0], cst.Expr) and isinstance(following.body[0].value, cst.SimpleString):
+                doc = inspect.cleandoc(str(following.body[0].value.evaluated_value))
+            self.config.append(ConfigDecl(name, type_name, coerce_config_value(type_name, value), doc,
+                                          file.loc(small.target)))
+        elif isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
+            pass  # a config attribute's docstring
+        elif isinstance(small, cst.Pass):
+            pass
+        elif isinstance(small, cst.Assign):
+            target = file.code(small.targets[0].target).strip()
+            if isinstance(small.value, (cst.Name, cst.Attribute, cst.Call, cst.Lambda)):
+                self.errors.error(file.loc(small), f"'{target} = {file.code(small.value).strip()}' in class "
+                                  f"'{info.class_name}' assigns a method at run time, which cannot be resolved statically",
+                                  f"define it with def: def {target}(self): return ...")
+            else:
+                self.errors.error(file.loc(small), f"class attribute '{target}' has no type annotation",
+                                  f"config values are annotated: {target}: float = ...")
+        else:
+            self.errors.error(file.loc(small), f"unsupported statement in class '{info.class_name}'",
+                              "a class holds methods (terms, helpers) and annotated config attributes")
+
+    def _method(self, info: ClassInfo, node: cst.FunctionDef) -> Method | None:
+        file = self.file
+        name = node.name.value
+        where = f"{info.class_name}.{name}"
+        if name.startswith("__") and name.endswith("__"):
+            self.errors.error(file.loc(node.name), f"special method '{where}' is not supported",
+                              "inputs are declared in the module-level `inputs` mapping, config as annotated "
+                              "class attributes; terms are plain methods")
+            return None
+        is_helper = name.startswith("_")
+        shape = math = None
+        is_new = False
+        for decorator in node.decorators:
+            decorator_name, call = _decorator_name(decorator)
+            if decorator_name == "no_cache":
+                if call is not None and call.args:
+                    self.errors.error(file.loc(decorator), "@no_cache with a condition is decided at run time",
+                                      "use @no_cache without arguments (always a helper)")
+                is_helper = True
+            elif decorator_name == "term":
+                for arg in (call.args if call else ()):
+                    key = arg.keyword.value if arg.keyword else None
+                    if key == "shape":
+                        value = file.literal(arg.value, "shape")
+                        if value is not _UNKNOWN and (not isinstance(value, (list, tuple)) or not all(
+                                isinstance(d, int) and not isinstance(d, bool) or isinstance(d, str) and IDENTIFIER.match(d)
+                                for d in value)):
+                            self.errors.error(file.loc(arg.value), "shape must be a list of sizes and names",
+                                              "e.g. shape=['N', 1, 'H', 'W']")
+                        elif value is not _UNKNOWN:
+                            shape = tuple(value)
+                    elif key == "math":
+                        math = file.string(arg.value, "math")
+                    elif key == "new":
+                        value = file.literal(arg.value, "new")
+                        is_new = bool(value) if value is not _UNKNOWN else False
+                        if info.kind != "mixin":
+                            self.errors.error(file.loc(arg), "new=True is only for mixin terms (a block term is always new)")
+                    else:
+                        self.errors.error(file.loc(arg), "@term takes shape=, math= and new=",
+                                          did_you_mean(key or "", ("shape", "math", "new")))
+            else:
+                hint = "a term is a plain method: self.x() calls it" if decorator_name == "property" else \
+                    "method decorators are @term(...) and @no_cache"
+                self.errors.error(file.loc(decorator), f"unsupported decorator @{decorator_name or '...'} on '{where}'",
+                                  hint)
+        params = self._params(node, where, method=True)
+        returns = file.type_of(node.returns, f"return type of '{where}'")
+        doc, statements = _docstring(node.body)
+        text, text_map = self._body_text(node, statements, where)
+        if params is None or text is None:
+            return None
+        return Method(info, name, node, file.loc(node.name), params, returns, doc, is_helper, shape, math, is_new,
+                      text, text_map)
+
+
+# ----------------------------------------------------------------------------- static evaluation
+
+
+def _static(node: cst.BaseExpression) -> Any:
+    """The value of an expression made of literals, comparisons, not/and/or; _UNKNOWN otherwise."""
+    if isinstance(node, cst.Name):
+        return {"True": True, "False": False, "None": None}.get(node.value, _UNKNOWN)
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float, cst.Tuple, cst.List,
+                         cst.Set, cst.UnaryOperation)) and not (isinstance(node, cst.UnaryOperation)
+                                                               and isinstance(node.operator, cst.Not)):
+        try:
+            return ast.literal_eval(cst.Module([]).code_for_node(node).strip())
+        except (ValueError, SyntaxError, TypeError):
+            return _UNKNOWN
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+        value = _static(node.expression)
+        return _UNKNOWN if value is _UNKNOWN else (not value)
+    if isinstance(node, cst.BooleanOperation):
+        left, right = _static(node.left), _static(node.right)
+        if left is _UNKNOWN or right is _UNKNOWN:
+            return _UNKNOWN
+        return (left and right) if isinstance(node.operator, cst.And) else (left or right)
+    if isinstance(node, cst.Comparison):
+        left = _static(node.left)
+        if left is _UNKNOWN:
+            return _UNKNOWN
+        ops = {cst.Equal: lambda a, b: a == b, cst.NotEqual: lambda a, b: a != b, cst.In: lambda a, b: a in b,
+               cst.NotIn: lambda a, b: a not in b, cst.Is: lambda a, b: a is b, cst.IsNot: lambda a, b: a is not b,
+               cst.LessThan: lambda a, b: a < b, cst.LessThanEqual: lambda a, b: a <= b,
+               cst.GreaterThan: lambda a, b: a > b, cst.GreaterThanEqual: lambda a, b: a >= b}
+        for target in node.comparisons:
+            right = _static(target.comparator)
+            op = ops.get(type(target.operator))
+            if right is _UNKNOWN or op is None:
+                return _UNKNOWN
+            try:
+                if not op(left, right):
+                    return False
+            except TypeError:
+                return _UNKNOWN
+            left = right
+        return True
+    return _UNKNOWN
+
+
+def _is_mode_value(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def specialised_name(method: str, values: tuple, defaults: tuple) -> str:
+    """`semantic_pred` for the defaults, else `semantic_pred__logits` (one `__part` per argument)."""
+    if values == defaults:
+        return method
+    parts = []
+    for value in values:
+        if isinstance(value, bool) or value is None:
+            parts.append(str(value))
+        elif isinstance(value, int):
+            parts.append(str(value) if value >= 0 else f"m{-value}")
+        elif isinstance(value, float):
+            parts.append(repr(value).replace("-", "m").replace(".", "p").replace("+", ""))
+        else:
+            parts.append(re.sub(r"[^A-Za-z0-9_]", "_", value) or "empty")
+    return method + "__" + "__".join(parts)
+
+
+# ----------------------------------------------------------------------------- body rewriting
+
+
+@dataclasses.dataclass
+class _Unit:
+    """One body to rewrite: a term definition (with its mode bindings) or a helper function."""
+
+    method: Method
+    bindings: dict[str, Any] | None  # mode parameter → literal value (terms); None for helpers
+    values: tuple = ()
+
+    @property
+    def is_term(self) -> bool:
+        return self.bindings is not None
+
+
+class _Rewriter(cst.CSTTransformer):
+    """ModulOM body → canonical body: self.t() → t, self.c → c, super().t() → super(), self._h(a) → _h(a, extras)."""
+
+    def __init__(self, builder: "_Builder", unit: _Unit, positions, to_location, stores: set[str],
+                 store_nodes: set[cst.Name], load_nodes: set[cst.Name]):
+        super().__init__()
+        self.b, self.unit, self.positions, self.to_location = builder, unit, positions, to_location
+        self.stores, self.store_nodes, self.load_nodes = stores, store_nodes, load_nodes
+        self.call_funcs: set[cst.CSTNode] = set()
+        self.handled_super: set[cst.CSTNode] = set()
+        self.allowed_self: set[cst.CSTNode] = set()
+        self.elifs: set[cst.CSTNode] = set()
+        self.origin: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.folded = False
+
+    def error(self, node: cst.CSTNode, message: str, hint: str = "") -> None:
+        self.b.errors.error(self.to_location(node), message, hint)
+
+    # -- bookkeeping
+
+    def on_leave(self, original, updated):
+        result = super().on_leave(original, updated)
+        if isinstance(original, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and isinstance(result, cst.CSTNode):
+            self.origin[result] = original
+        return result
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        self.call_funcs.add(func)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call) and isinstance(func.value.func, cst.Name) \
+                and func.value.func.value == "super":
+            self.handled_super.add(func.value)
+        if isinstance(func, cst.Name) and func.value in DYNAMIC_BUILTINS and node.args and \
+                isinstance(node.args[0].value, cst.Name) and node.args[0].value.value == "self":
+            self.allowed_self.add(node.args[0].value)
+            what = {"getattr": "getattr on self with a computed name", "hasattr": "hasattr on self",
+                    "setattr": "setattr on self (a method or value assigned at run time)",
+                    "delattr": "delattr on self", "vars": "vars(self)", "type": "type(self)"}[func.value]
+            self.error(node, f"{what} cannot be resolved statically",
+                       "call terms by name (self.center_pred()); to choose between computations, give the method "
+                       "a mode parameter and call it with a literal: self.semantic_pred('logits')")
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if isinstance(node.value, cst.Name) and node.value.value == "self":
+            self.allowed_self.add(node.value)
+
+    def visit_If(self, node: cst.If) -> None:
+        if isinstance(node.orelse, cst.If):
+            self.elifs.add(node.orelse)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._check_store(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._check_store(node.target)
+
+    def _check_store(self, target: cst.BaseExpression) -> None:
+        targets = target.elements if isinstance(target, (cst.Tuple, cst.List)) else [target]
+        for item in targets:
+            value = item.value if isinstance(item, cst.BaseElement) else item
+            if isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name) and value.value.value == "self":
+                self.error(value, f"assigning self.{value.attr.value} sets a method or value at run time, "
+                           "which cannot be resolved statically",
+                           "compute it in a term (a method returning it) and call that term")
+
+    # -- names
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        name = original.value
+        if name == "self":
+            if original not in self.allowed_self:
+                self.error(original, "self may only be used as self.<term>(), self.<config> or self.<input>",
+                           "the compiler follows named accesses only")
+            return updated
+        bindings = self.unit.bindings or {}
+        if name in self.unit.method.params_names and original in self.store_nodes and self.unit.is_term:
+            self.error(original, f"mode parameter '{name}' is reassigned", "modes are compile-time constants")
+        if original not in self.load_nodes:
+            return updated
+        if name in bindings:
+            return cst.parse_expression(repr(bindings[name]))
+        if name not in self.stores and name not in self.unit.method.params_names:
+            kind = self.b.value_kind(name)
+            if kind is not None and kind != "function":
+                self.error(original, f"bare name '{name}' is a {kind} of the spec",
+                           f"write self.{name}()" if kind == "term" else f"write self.{name}")
+        return updated
+
+    # -- attributes and calls
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
+        if not (isinstance(original.value, cst.Name) and original.value.value == "self") or original in self.call_funcs:
+            return updated
+        name = original.attr.value
+        kind = self.b.member_kind(name)
+        if kind in ("config", "input"):
+            return cst.Name(name)
+        if kind == "term":
+            self.error(original, f"term '{name}' is a method: call it, self.{name}()")
+        elif kind == "helper":
+            self.error(original, f"helper '{name}' is a method: call it, self.{name}(...)")
+        else:
+            self.error(original, f"unknown member self.{name}",
+                       did_you_mean(name, self.b.member_names()) or "not a term, helper, config value or input")
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = original.func
+        if isinstance(func, cst.Name) and func.value == "super":
+            if original not in self.handled_super:
+                self.error(original, "super() must call the overridden method: super().<this method>()",
+                           f"write super().{self.unit.method.name}()")
+            return updated
+        if not isinstance(func, cst.Attribute):
+            return updated
+        if isinstance(func.value, cst.Call) and isinstance(func.value.func, cst.Name) and func.value.func.value == "super":
+            return self._super_call(original, updated)
+        if isinstance(func.value, cst.Name) and func.value.value == "self":
+            return self._self_call(original, updated)
+        return updated
+
+    def _super_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        unit = self.unit
+        name = original.func.attr.value  # type: ignore[attr-defined]
+        if original.func.value.args:  # type: ignore[attr-defined]
+            self.error(original, "super() takes no arguments here", f"write super().{unit.method.name}()")
+        if not unit.is_term:
+            self.error(original, f"super() in helper '{unit.method.name}': helpers have no overridden definition",
+                       "only terms (public methods) can reach the definition they override")
+            return updated
+        if name != unit.method.name:
+            self.error(original, f"super().{name}() in '{unit.method.name}': super() reaches only the overridden "
+                       f"definition of the same method", f"write super().{unit.method.name}() or self.{name}()")
+            return updated
+        values = self._literal_args(updated, unit.method)
+        if values is None or values != unit.values:
+            self.error(original, f"super().{name}(...) must pass the same mode arguments as this definition "
+                       f"received ({', '.join(map(repr, unit.values)) or 'none'})",
+                       "pass the mode parameters through unchanged")
+        return cst.Call(func=cst.Name("super"))
+
+    @staticmethod
+    def _literal_args(call: cst.Call, method: "Method") -> tuple | None:
+        """The full argument tuple (defaults filled in) of a call with only literal positional arguments."""
+        values = []
+        for arg in call.args:
+            if arg.keyword is not None or arg.star:
+                return None
+            value = _static(arg.value)
+            if value is _UNKNOWN or not _is_mode_value(value):
+                return None
+            values.append(value)
+        params = method.params
+        if len(values) > len(params):
+            return None
+        for param in params[len(values):]:
+            if param.default is _UNKNOWN:
+                return None
+            values.append(param.default)
+        return tuple(values)
+
+    def _self_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        name = original.func.attr.value  # type: ignore[attr-defined]
+        kind = self.b.member_kind(name)
+        if kind in ("config", "input"):
+            self.error(original, f"{kind} '{name}' is a value, not a method", f"write self.{name} without ()")
+            return updated
+        if kind is None:
+            self.error(original, f"unknown method self.{name}()",
+                       did_you_mean(name, self.b.member_names()) or "not a term or helper of this spec")
+            return updated
+        method = self.b.first_definition(name)
+        if len(updated.args) > len(method.params):
+            self.error(original, f"self.{name}() takes {len(method.params)} argument(s), got {len(updated.args)}")
+            return updated
+        if kind == "term":
+            values = self._literal_args(updated, method)
+            if values is not None:
+                return cst.Name(self.b.request_term(name, values))
+            if not updated.args:
+                missing = [p.name for p in method.params if p.default is _UNKNOWN]
+                self.error(original, f"self.{name}() needs its mode argument(s) {', '.join(missing)}",
+                           f"pass literals, e.g. self.{name}('...')")
+                return updated
+            reason = self.b.helper_form_problem(name)
+            if reason:
+                self.error(original, f"self.{name}(...) has a mode that is not a literal, but '{name}' {reason}",
+                           f"pass literal modes (self.{name}('logits')): each literal call is a term of its own")
+                return updated
+            function = self.b.request_helper_form(name, original, self.to_location)
+        else:
+            function = name
+        return self._helper_call(original, updated, method, function)
+
+    def _helper_call(self, original: cst.Call, updated: cst.Call, method: Method, function: str) -> cst.BaseExpression:
+        """`_h(positional..., defaults..., extras...)` with keyword arguments put in place."""
+        params = method.params
+        slots: list[cst.BaseExpression | None] = [None] * len(params)
+        for index, arg in enumerate(updated.args):
+            if arg.star:
+                self.error(original, "*args and **kwargs in a helper call cannot be resolved statically")
+                return updated
+            if arg.keyword is None:
+                slots[index] = arg.value
+            else:
+                names = [p.name for p in params]
+                if arg.keyword.value not in names:
+                    self.error(original, f"{method.name}() has no parameter '{arg.keyword.value}'",
+                               did_you_mean(arg.keyword.value, names))
+                    return updated
+                slots[names.index(arg.keyword.value)] = arg.value
+        for index, param in enumerate(params):
+            if slots[index] is None:
+                if param.default is _UNKNOWN:
+                    self.error(original, f"{method.name}() misses argument '{param.name}'")
+                    return updated
+                slots[index] = cst.parse_expression(param.default_source)
+        extras = self.b.helper_extras(function, original, self.to_location)
+        args = [cst.Arg(value) for value in slots] + [cst.Arg(cst.Name(extra)) for extra in extras]  # type: ignore[arg-type]
+        # keep the written separators (and line breaks) of the original arguments where there are as many
+        if len(updated.args) == len(args) and all(a.keyword is None for a in updated.args):
+            args = [arg.with_changes(comma=old.comma) for arg, old in zip(args, updated.args)]
+        return cst.Call(func=cst.Name(function), args=args)
+
+    # -- constant folding of mode branches
+
+    def leave_If(self, original: cst.If, updated: cst.If):
+        if original in self.elifs:
+            return updated
+        folded = self._fold(updated)
+        if isinstance(folded, cst.If):
+            return folded
+        self.folded = True
+        if not folded:
+            return cst.RemovalSentinel.REMOVE
+        return cst.FlattenSentinel(folded)
+
+    def _fold(self, node: cst.If) -> cst.If | list:
+        value = _static(node.test)
+        if value is _UNKNOWN:
+            if isinstance(node.orelse, cst.If):
+                rest = self._fold(node.orelse)
+                if isinstance(rest, list):
+                    self.folded = True
+                    orelse = cst.Else(body=cst.IndentedBlock(body=rest)) if rest else None
+                    return node.with_changes(orelse=orelse)
+                return node.with_changes(orelse=rest)
+            return node
+        if value:
+            return self._statements(node.body)
+        if node.orelse is None:
+            return []
+        if isinstance(node.orelse, cst.Else):
+            return self._statements(node.orelse.body)
+        rest = self._fold(node.orelse)
+        return rest
+
+    @staticmethod
+    def _statements(suite: cst.BaseSuite) -> list:
+        if isinstance(suite, cst.IndentedBlock):
+            return list(suite.body)
+        return [cst.SimpleStatementLine(body=[s]) for s in suite.body]  # type: ignore[attr-defined]
+
+    def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
+        value = _static(updated.test)
+        if value is _UNKNOWN:
+            return updated
+        self.folded = True
+        return updated.body if value else updated.orelse
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        """After folding, statements after an unconditional return or raise are unreachable: drop them."""
+        if not self.folded:
+            return updated
+        if not updated.body:
+            return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        kept = []
+        for statement in updated.body:
+            kept.append(statement)
+            if isinstance(statement, cst.SimpleStatementLine) and any(
+                    isinstance(s, (cst.Return, cst.Raise)) for s in statement.body):
+                break
+        return updated.with_changes(body=kept) if len(kept) != len(updated.body) else updated
+
+
+# ----------------------------------------------------------------------------- building the Spec
+
+
+class _Builder:
+    def __init__(self, reader: _Reader):
+        self.r = reader
+        self.file = reader.file
+        self.errors = reader.errors
+        self.by_class = {c.class_name: c for c in reader.classes}
+        self.definitions: dict[str, list[Method]] = {}  # method name → definitions in file order
+        for info in reader.classes:
+            for method in info.methods:
+                self.definitions.setdefault(method.name, []).append(method)
+        self.config = {c.name: c for c in reader.config}
+        self.inputs: dict[str, InputDecl] = {}
+        self.functions = {f.name: f for f, _ in reader.functions}
+        self.term_units: dict[tuple[str, tuple], str] = {}  # (method, values) → term name
+        self.term_order: list[tuple[str, tuple]] = []
+        self.term_defs: dict[tuple[str, tuple], list[TermDef]] = {}
+        self.helper_decls: dict[str, FunctionDecl] = {}
+        self.helper_extra_names: dict[str, tuple[str, ...]] = {}
+        self.helper_in_progress: list[str] = []
+        self.helper_form_of: dict[str, str] = {}  # function name → term method, for non-literal calls
+
+    # -- what a name is
+
+    def member_kind(self, name: str) -> str | None:
+        if name in self.config:
+            return "config"
+        if name in self.inputs:
+            return "input"
+        if name in self.definitions:
+            return "helper" if self.definitions[name][0].is_helper else "term"
+        return None
+
+    def member_names(self) -> list[str]:
+        return [*self.config, *self.inputs, *self.definitions]
+
+    def value_kind(self, name: str) -> str | None:
+        if name in self.config:
+            return "config value"
+        if name in self.inputs:
+            return "input"
+        if name in self.functions:
+            return "function"
+        if name in self.definitions and not self.definitions[name][0].is_helper:
+            return "term"
+        return None
+
+    def first_definition(self, name: str) -> Method:
+        return self.definitions[name][0]
+
+    def value_type(self, name: str) -> str:
+        if name in self.config:
+            return self.config[name].type
+        if name in self.inputs:
+            return self.inputs[name].type
+        for (method, _values), term_name in self.term_units.items():
+            if term_name == name:
+                return next((d.returns for d in self.definitions[method] if d.returns), "Tensor")
+        return "Tensor"
+
+    # -- terms
+
+    def request_term(self, method: str, values: tuple) -> str:
+        key = (method, values)
+        if key not in self.term_units:
+            definitions = self.definitions[method]
+            defaults = tuple(p.default for p in definitions[0].params)
+            name = specialised_name(method, values, defaults)
+            clash = [k for k, v in self.term_units.items() if v == name]
+            if clash:
+                self.errors.error(definitions[0].location, f"mode calls {method}{values!r} and "
+                                  f"{clash[0][0]}{clash[0][1]!r} both specialise to the term name '{name}'",
+                                  "use modes that differ in letters or digits")
+            self.term_units[key] = name
+            self.term_order.append(key)
+        return self.term_units[key]
+
+    def helper_form_problem(self, method: str) -> str:
+        definitions = self.definitions[method]
+        if len(definitions) > 1:
+            return "is overridden (" + ", ".join(d.cls.class_name for d in definitions) + \
+                ") and so is resolved per variant"
+        if "super(" in definitions[0].text:
+            return "calls super()"
+        if definitions[0].returns is None:
+            return "has no return annotation (an unmemoised helper function needs one)"
+        untyped = [p.name for p in definitions[0].params if not p.annotated]
+        if untyped:
+            return f"has parameters without type annotation ({', '.join(untyped)}), which a helper function needs"
+        return ""
+
+    def request_helper_form(self, method: str, call: cst.CSTNode, to_location) -> str:
+        function = "_" + method
+        if function in self.definitions or function in self.functions:
+            self.errors.error(to_location(call), f"self.{method}(...) with non-literal arguments becomes the helper "
+                              f"function '{function}', but that name is taken", f"rename '{function}'")
+        self.helper_form_of[function] = method
+        return function
+
+    # -- helpers
+
+    def helper_extras(self, function: str, call: cst.CSTNode, to_location) -> tuple[str, ...]:
+        """Terms, inputs and config the helper reads (passed after its own arguments)."""
+        if function in self.helper_extra_names:
+            return self.helper_extra_names[function]
+        if function in self.helper_in_progress:
+            chain = " -> ".join(self.helper_in_progress[self.helper_in_progress.index(function):] + [function])
+            self.errors.error(to_location(call), f"recursive helper calls: {chain}",
+                              "TorchScript functions cannot recurse; write a loop")
+            return ()
+        method = self.definitions[self.helper_form_of.get(function, function)][0]
+        self.helper_in_progress.append(function)
+        try:
+            code = self.rewrite(_Unit(method, None))
+        finally:
+            self.helper_in_progress.pop()
+        extras: tuple[str, ...] = ()
+        if code is not None:
+            from .bodies import read_body
+            try:
+                body = read_body(code, tuple(p.name for p in method.params))
+                seen: list[str] = []
+                for use in body.free:
+                    if use.value not in seen and (use.value in self.config or use.value in self.inputs or
+                                                  use.value in self.term_units.values()):
+                        seen.append(use.value)
+                extras = tuple(seen)
+            except SpecErrors as exc:
+                self.errors.extend(exc.diagnostics)
+            if method.returns is None:
+                self.errors.error(method.location, f"helper '{method.name}' needs a return annotation",
+                                  "helpers become plain functions: e.g. -> Tensor")
+            args = tuple((p.name, p.type) for p in method.params) + tuple((e, self.value_type(e)) for e in extras)
+            self.helper_decls[function] = FunctionDecl(function, args, method.returns or "Tensor", method.doc, code,
+                                                       method.location)
+        self.helper_extra_names[function] = extras
+        return extras
+
+    # -- rewriting one body
+
+    def rewrite(self, unit: _Unit) -> Code | None:
+        method = unit.method
+        display = self.file.display
+        wrapped = f"def {WRAPPER}():\n" + "".join("    " + line + "\n" if line else "\n"
+                                                  for line in method.text.split("\n")[:-1])
+        try:
+            module = cst.parse_module(wrapped)
+        except cst.ParserSyntaxError as exc:
+            line, col = method.text_map[min(max(exc.raw_line - 2, 0), len(method.text_map) - 1)]
+            self.errors.error(Location(display, line, col + 1), f"syntax error in body: {exc.message}")
+            return None
+        positions = meta.MetadataWrapper(module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+        text_map = method.text_map
+
+        def to_location(node: cst.CSTNode) -> Location:
+            start = positions[node].start
+            line, shift = text_map[min(max(start.line - 2, 0), len(text_map) - 1)]
+            return Location(display, line, start.column - 4 + shift + 1)
+
+        names = _NameVisitor()
+        module.body[0].body.visit(names)  # type: ignore[attr-defined]
+        params = {p.name for p in method.params}
+        stores = {n.value for n in names.stores} - params
+        rewriter = _Rewriter(self, unit, positions, to_location, stores, set(names.stores), set(names.loads))
+        new_module = module.visit(rewriter)
+        lines = new_module.code.split("\n")[1:]
+        body_lines = [line[4:] if line.startswith("    ") else line.lstrip(" ") for line in lines]
+        while body_lines and not body_lines[-1].strip():
+            body_lines.pop()
+        source = "\n".join(body_lines) + "\n"
+        line_map = self._line_map(new_module, rewriter, positions, text_map, len(body_lines))
+        return Code(source, Location(display, line_map[0][0], 0), line_map[0][1], line_map=line_map)
+
+    @staticmethod
+    def _line_map(new_module: cst.Module, rewriter: _Rewriter, old_positions, text_map, count: int) -> tuple:
+        new_positions = meta.MetadataWrapper(new_module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+        mapped: list[tuple[int, int] | None] = [None] * count
+        pairs = [(new_positions[n], old_positions[o]) for n, o in rewriter.origin.items()
+                 if n in new_positions and o in old_positions and not isinstance(o, cst.Module)]
+        pairs = [(new, old) for new, old in pairs if new.start.line > 1]  # not the wrapper def
+        pairs.sort(key=lambda p: -(p[0].end.line - p[0].start.line))  # outer statements first, inner ones refine
+        for new, old in pairs:
+            for line in range(new.start.line, new.end.line + 1):
+                body_line = line - 1  # wrapper line 2 is body line 1
+                old_line = old.start.line + (line - new.start.line) - 1
+                if 1 <= body_line <= count and 1 <= old_line <= len(text_map):
+                    file_line, shift = text_map[old_line - 1]
+                    mapped[body_line - 1] = (file_line, shift + old.start.column - new.start.column)
+        result, previous = [], (text_map[0][0] - 1, text_map[0][1])
+        for item in mapped:
+            previous = item if item is not None else (previous[0] + 1, previous[1])
+            result.append(previous)
+        return tuple(result)
+
+    # -- everything
+
+    def build(self) -> Spec:
+        r, file, errors = self.r, self.file, self.errors
+        top = r.top
+        om = file.string(top["om"], "om") if "om" in top else None
+        if "om" not in top:
+            errors.error(Location(file.display, 1, 1), "missing `om = \"...\"` (the module name of the OM)")
+        elif om is not None and (not IDENTIFIER.match(om) or keyword.iskeyword(om)):
+            errors.error(file.loc(top["om"]), f"om '{om}' must be a Python identifier")
+        self.inputs = self._inputs(top.get("inputs"))
+        self._check_classes()
+        self._check_names()
+        errors.raise_if_any()
+
+        # terms: every public method without required mode parameters, then the modes calls ask for
+        for info in r.classes:
+            for method in info.methods:
+                if not method.is_helper and all(p.default is not _UNKNOWN for p in method.params):
+                    self.request_term(method.name, tuple(p.default for p in method.params))
+        entrypoints = self._entrypoints(top.get("entrypoints"))
+        done = 0
+        while done < len(self.term_order):
+            key = self.term_order[done]
+            done += 1
+            method_name, values = key
+            definitions = []
+            for method in self.definitions[method_name]:
+                bindings = dict(zip((p.name for p in method.params), values))
+                code = self.rewrite(_Unit(method, bindings, values))
+                if code is None:
+                    continue
+                name = self.term_units[key]
+                special = f"{method_name}({', '.join(map(repr, values))})" if method.params else None
+                definitions.append(TermDef(name, method.cls.name, code, method.returns, method.shape, method.math,
+                                           method.doc, method.is_new, method.location, special))
+            self.term_defs[key] = definitions
+        for info in r.classes:  # every helper, called or not (errors, and emitted as functions)
+            for method in info.methods:
+                if method.is_helper:
+                    self.helper_extras(method.name, method.node, lambda node: method.location)
+        errors.raise_if_any()
+
+        blocks = []
+        rank = {key: index for index, key in enumerate(self.term_order)}
+        for info in r.classes:
+            order = {m.name: i for i, m in enumerate(info.methods)}
+            terms = [d for key in sorted(self.term_defs, key=lambda k: (order.get(k[0], 1 << 30), rank[k]))
+                     for d in self.term_defs[key] if d.owner == info.name]
+            bases = tuple(self.by_class[b].name if b in self.by_class else b for b, _ in info.bases)
+            blocks.append(Block(info.name, info.kind, bases, tuple(terms), info.doc, info.location))
+        for block in blocks:  # a term named like a config value, input or function
+            for term in block.terms:
+                if term.name in self.config or term.name in self.inputs or term.name in self.functions:
+                    errors.error(term.location, f"term '{term.name}' has the name of a config value, input or function")
+        functions = [f for f, _ in r.functions] + [self.helper_decls[k] for k in self._helper_order()]
+        compose = self._class_list(top.get("compose"), "compose", kind="block") if "compose" in top else ()
+        if "compose" not in top:
+            errors.error(Location(file.display, 1, 1), "missing `compose = [...]` (the blocks of the base OM)")
+        variants = self._variants(top.get("variants"))
+        errors.raise_if_any()
+        sources = ((file.display, hashlib.sha256(file.path.read_bytes()).hexdigest()),)
+        return Spec(om=om or "", doc=r.doc, path=file.display, sources=sources, config=tuple(r.config),
+                    inputs=tuple(self.inputs.values()), functions=tuple(functions), blocks=tuple(blocks),
+                    compose=tuple(compose), variants=variants, entrypoints=entrypoints,
+                    location=Location(file.display, 1, 1))
+
+    def _helper_order(self) -> list[str]:
+        order = []
+        for info in self.r.classes:
+            for method in info.methods:
+                for name in (method.name, "_" + method.name):
+                    if name in self.helper_decls and name not in order and (
+                            name == method.name and method.is_helper or self.helper_form_of.get(name) == method.name):
+                        order.append(name)
+        return order
+
+    def _check_classes(self) -> None:
+        errors = self.errors
+        seen: dict[str, Location] = {}
+        for info in self.r.classes:
+            for name in {info.name, info.class_name}:
+                if name in seen:
+                    errors.error(info.location, f"duplicate class or mixin name '{name}'", f"already defined at {seen[name]}")
+                seen[name] = info.location
+            for base, node in info.bases:
+                if base not in self.by_class:
+                    errors.error(self.file.loc(node), f"'{info.class_name}' has unknown base '{base}'",
+                                 did_you_mean(base, self.by_class) or "bases are classes of this spec")
+        for name, definitions in self.definitions.items():
+            helpers = {d.is_helper for d in definitions}
+            if len(helpers) > 1:
+                errors.error(definitions[1].location, f"'{name}' is a helper in one class and a term in another",
+                             "mark every definition alike (@no_cache) or rename")
+            elif definitions[0].is_helper and len(definitions) > 1:
+                errors.error(definitions[1].location, f"helper '{name}' is defined again in "
+                             f"'{definitions[1].cls.class_name}' (first in '{definitions[0].cls.class_name}')",
+                             "helpers are plain functions and cannot be overridden: make it a term or rename it")
+            elif len({tuple(p.name for p in d.params) for d in definitions}) > 1:
+                errors.error(definitions[1].location, f"'{name}' takes other mode parameters than in "
+                             f"'{definitions[0].cls.class_name}'", "an override keeps the parameters")
+
+    def _check_names(self) -> None:
+        errors = self.errors
+        seen: dict[str, Location] = {}
+        items = [(c.name, c.location, "config value") for c in self.r.config]
+        items += [(i.name, i.location, "input") for i in self.inputs.values()]
+        items += [(f.name, f.location, "function") for f, _ in self.r.functions]
+        for name, location, what in items:
+            if name in seen:
+                errors.error(location, f"duplicate name '{name}' ({what})", f"already defined at {seen[name]}")
+                continue
+            seen[name] = location
+            if name in RESERVED or keyword.iskeyword(name):
+                errors.error(location, f"{what} '{name}' shadows the global '{name}' that bodies use")
+            elif what == "config value" and (name in MODULE_MEMBERS or name.startswith("_")):
+                errors.error(location, f"config value '{name}' would hide the generated module's member '{name}'",
+                             "choose another name")
+        for name, definitions in self.definitions.items():
+            method = definitions[0]
+            if name in seen:
+                errors.error(method.location, f"method '{name}' has the name of a {seen_kind(items, name)}",
+                             f"see {seen[name]}")
+            if not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED):
+                errors.error(method.location, f"term '{name}' would hide the generated module's member '{name}'",
+                             "choose another name")
+
+    # -- module-level literals
+
+    def _inputs(self, node: cst.CSTNode | None) -> dict[str, InputDecl]:
+        file, errors = self.file, self.errors
+        result: dict[str, InputDecl] = {}
+        for name, key, value in (file.dict_items(node, "inputs") if node is not None else []):
+            location = file.loc(key)
+            if not IDENTIFIER.match(name):
+                errors.error(location, f"input '{name}' is not a Python identifier")
+                continue
+            fields = {k: (kn, v) for k, kn, v in file.dict_items(value, f"input '{name}'")}
+            for field, (kn, _) in fields.items():
+                if field not in INPUT_KEYS:
+                    errors.error(file.loc(kn), f"unknown key '{field}' in input '{name}'",
+                                 did_you_mean(field, INPUT_KEYS) or f"expected one of: {', '.join(INPUT_KEYS)}")
+            type_name = "Tensor"
+            if "type" in fields:
+                text = file.string(fields["type"][1], "type")
+                try:
+                    type_name = normalise_type(text) if text else "Tensor"
+                except TypeSyntaxError as exc:
+                    errors.error(file.loc(fields["type"][1]), f"type of input '{name}': {exc}")
+            shape = None
+            if "shape" in fields:
+                value = file.literal(fields["shape"][1], f"shape of input '{name}'")
+                if value is not _UNKNOWN:
+                    if not isinstance(value, (list, tuple)) or not all(
+                            (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or
+                            (isinstance(d, str) and IDENTIFIER.match(d)) for d in value):
+                        errors.error(file.loc(fields["shape"][1]), f"shape of input '{name}' must be a list of sizes "
+                                     "and names", "e.g. ['N', 1, 'H', 'W']")
+                    else:
+                        shape = tuple(value)
+            dtype = file.string(fields["dtype"][1], "dtype") if "dtype" in fields else "any"
+            if dtype is not None and dtype not in DTYPES:
+                errors.error(file.loc(fields["dtype"][1]), f"input '{name}': unknown dtype '{dtype}'",
+                             did_you_mean(dtype, DTYPES) or f"expected one of {', '.join(DTYPES)}")
+            role = file.string(fields["role"][1], "role") if "role" in fields else "other"
+            if role is not None and role not in ROLES:
+                errors.error(file.loc(fields["role"][1]), f"input '{name}': unknown role '{role}'",
+                             did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
+            doc = (file.string(fields["doc"][1], "doc") or "") if "doc" in fields else ""
+            result[name] = InputDecl(name, type_name, shape, dtype or "any", role or "other", doc, location)
+        return result
+
+    def _class_list(self, node: cst.CSTNode, what: str, kind: str | None) -> tuple[str, ...]:
+        """A list of classes (by name; a mixin also by its string name)."""
+        file, errors = self.file, self.errors
+        if not isinstance(node, (cst.List, cst.Tuple)):
+            errors.error(file.loc(node), f"{what} must be a list of classes")
+            return ()
+        by_block_name = {c.name: c for c in self.r.classes}
+        result = []
+        for element in node.elements:
+            value = element.value
+            info = None
+            if isinstance(value, cst.Name):
+                info = self.by_class.get(value.value)
+                label = value.value
+            else:
+                label = file.string(value, f"an entry of {what}") or ""
+                info = by_block_name.get(label)
+            if info is None:
+                errors.error(file.loc(value), f"{what} lists unknown class '{label}'",
+                             did_you_mean(label, [*self.by_class, *by_block_name]))
+                continue
+            if kind == "block" and info.kind != "block":
+                errors.error(file.loc(value), f"{what} lists '{label}', which is a mixin", "list mixins in a variant")
+                continue
+            if kind == "mixin" and info.kind != "mixin":
+                errors.error(file.loc(value), f"{what} lists '{label}', which is not a mixin",
+                             "decorate it with @mixin, or add it to compose")
+                continue
+            if info.name in result:
+                errors.error(file.loc(value), f"{what}: '{label}' is listed twice")
+                continue
+            result.append(info.name)
+        return tuple(result)
+
+    def _variants(self, node: cst.CSTNode | None) -> tuple[VariantDecl, ...]:
+        file, errors = self.file, self.errors
+        if node is None:
+            return (VariantDecl("base", (), (), "", Location(file.display, 1, 1)),)
+        variants = []
+        for name, key, value in file.dict_items(node, "variants"):
+            location = file.loc(key)
+            if not MIXIN_NAME.match(name):
+                errors.error(location, f"variant name '{name}' must be letters, digits, '_' or '-'")
+                continue
+            if isinstance(value, (cst.List, cst.Tuple)):
+                variants.append(VariantDecl(name, self._class_list(value, f"mixins of variant '{name}'", "mixin"), (),
+                                            "", location))
+                continue
+            fields = {k: (kn, v) for k, kn, v in file.dict_items(value, f"variant '{name}'")}
+            for field, (kn, _) in fields.items():
+                if field not in VARIANT_KEYS:
+                    errors.error(file.loc(kn), f"unknown key '{field}' in variant '{name}'",
+                                 did_you_mean(field, VARIANT_KEYS) or f"expected one of: {', '.join(VARIANT_KEYS)}")
+            mixins = self._class_list(fields["mixins"][1], f"mixins of variant '{name}'", "mixin") \
+                if "mixins" in fields else ()
+            overrides = []
+            if "config" in fields:
+                for ck, ckn, cv in file.dict_items(fields["config"][1], f"config of variant '{name}'"):
+                    value_ = file.literal(cv, f"config '{ck}'")
+                    if value_ is not _UNKNOWN:
+                        overrides.append((ck, value_, file.loc(ckn)))
+            doc = (file.string(fields["doc"][1], "doc") or "") if "doc" in fields else ""
+            variants.append(VariantDecl(name, mixins, tuple(overrides), doc, location))
+        return tuple(variants)
+
+    def _entrypoints(self, node: cst.CSTNode | None) -> tuple[EntrypointDecl, ...]:
+        file, errors = self.file, self.errors
+        if node is None:
+            errors.error(Location(file.display, 1, 1), "missing `entrypoints = {...}` (which terms each module returns)")
+            return ()
+        result = []
+        for name, key, value in file.dict_items(node, "entrypoints"):
+            location = file.loc(key)
+            if not IDENTIFIER.match(name):
+                errors.error(location, f"entrypoint name '{name}' must be a Python identifier")
+                continue
+            doc = ""
+            if isinstance(value, cst.Dict):
+                fields = {k: (kn, v) for k, kn, v in file.dict_items(value, f"entrypoint '{name}'")}
+                for field, (kn, _) in fields.items():
+                    if field not in ENTRYPOINT_KEYS:
+                        errors.error(file.loc(kn), f"unknown key '{field}' in entrypoint '{name}'",
+                                     did_you_mean(field, ENTRYPOINT_KEYS))
+                doc = (file.string(fields["doc"][1], "doc") or "") if "doc" in fields else ""
+                value = fields["outputs"][1] if "outputs" in fields else cst.List([])
+            outputs = []
+            if not isinstance(value, (cst.List, cst.Tuple)):
+                errors.error(file.loc(value), f"outputs of entrypoint '{name}' must be a list of term names")
+                value = cst.List([])
+            for element in value.elements:
+                text = file.string(element.value, f"an output of entrypoint '{name}'")
+                if text is None:
+                    continue
+                output = self._output_term(text, file.loc(element.value))
+                if output and output not in outputs:
+                    outputs.append(output)
+            if not outputs:
+                errors.error(location, f"entrypoint '{name}' has no outputs")
+            result.append(EntrypointDecl(name, tuple(outputs), doc, location))
+        return tuple(result)
+
+    def _output_term(self, text: str, location: Location) -> str | None:
+        """'loss' or a mode call "semantic_pred('logits')" (specialised like a call in a body)."""
+        try:
+            expr = cst.parse_expression(text)
+        except cst.ParserSyntaxError:
+            self.errors.error(location, f"output '{text}' is not a term name or a mode call")
+            return None
+        if isinstance(expr, cst.Name):
+            return expr.value
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in self.definitions \
+                and not self.definitions[expr.func.value][0].is_helper:
+            method = self.definitions[expr.func.value][0]
+            values = _Rewriter._literal_args(expr, method)
+            if values is not None:
+                return self.request_term(method.name, values)
+        self.errors.error(location, f"output '{text}' is not a term name or a mode call with literal arguments",
+                          "e.g. 'loss' or \"semantic_pred('logits')\"")
+        return None
+
+
+def seen_kind(items: list[tuple[str, Location, str]], name: str) -> str:
+    return next(what for n, _, what in items if n == name)
+
+
+def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
+    """Parse a Python spec into a Spec, or raise SpecErrors; the file is never imported or run."""
+    path = Path(path)
+    root = display_root or project_root(path)
+    display = display_path(path, root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecErrors.single(Location(display), f"cannot read spec file '{display}': {exc.strerror}") from None
+    try:
+        ast.parse(text, filename=display)  # Python's own syntax messages and positions (parsing runs nothing)
+    except SyntaxError as exc:
+        raise SpecErrors.single(Location(display, exc.lineno or 1, exc.offset or 1),
+                                f"syntax error: {exc.msg}") from None
+    errors = ErrorCollector()
+    try:
+        file = _File(path, display, text, errors)
+    except cst.ParserSyntaxError as exc:
+        raise SpecErrors.single(Location(display, exc.raw_line, exc.raw_column + 1),
+                                f"syntax error: {exc.message.splitlines()[0] if exc.message else 'invalid syntax'}") from None
+    reader = _Reader(file)
+    reader.read()
+    errors.raise_if_any()
+    return _Builder(reader).build()

@@ -1,0 +1,37 @@
+"""Names a Python spec imports for readers and type checkers; omgen never runs them.
+
+A Python spec (see docs/python-frontend.md) is parsed with libcst and never
+imported by the compiler, so these decorators only have to exist: at run
+time each returns what it decorates unchanged.
+
+    from omgen import OutputMath
+    from omgen.markers import mixin, no_cache, term
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from . import OutputMath
+
+T = TypeVar("T")
+
+__all__ = ["OutputMath", "mixin", "no_cache", "term"]
+
+
+def mixin(name: Any = None) -> Any:
+    """Class decorator: the class is a mixin (`@mixin` or `@mixin("oracle-centers")`)."""
+    if isinstance(name, type):
+        return name
+    return lambda cls: cls
+
+
+def no_cache(function: Any = None) -> Any:
+    """Method decorator: the method is a helper (a plain, unmemoised function), like a leading '_'."""
+    if callable(function):
+        return function
+    return lambda f: f
+
+
+def term(*, shape: Any = None, math: str | None = None, new: bool = False) -> Callable[[T], T]:
+    """Method decorator: metadata of a term (documented shape, LaTeX math, new term of a mixin)."""
+    return lambda f: f
