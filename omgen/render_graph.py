@@ -1,55 +1,40 @@
-"""`omgen graph`: the term DAG as Graphviz dot, Mermaid, or SVG (through `dot` when installed)."""
+"""`omgen graph`: the term DAG as Graphviz dot, Mermaid, or SVG.
+
+The nodes and the dot/SVG drawing are those of the math sheet
+(omgen/doc): SVG uses Graphviz `dot` when installed and the pure-Python
+layered layout otherwise.
+"""
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 from .analyse import TermGraph
-from .errors import Location, SpecErrors
+from .errors import SpecErrors
 
 
-def _selection(graph: TermGraph, entrypoint: str | None) -> tuple[str, ...]:
+def _selection(graph: TermGraph, entrypoint: str | None) -> set[str] | None:
     if entrypoint is None:
-        names = [i.name for i in graph.spec.inputs] + [t.name for t in graph.terms]
-        used = {p for t in graph.terms for p in t.params} | {t.name for t in graph.terms}
-        return tuple(n for n in names if n in used)
+        return None
     for decl in graph.spec.entrypoints:
         if decl.name == entrypoint:
-            return graph.needed_for(decl.outputs)
+            return set(graph.needed_for(decl.outputs))
     raise SpecErrors.single(graph.spec.location, f"unknown entrypoint '{entrypoint}'",
                             "entrypoints: " + ", ".join(e.name for e in graph.spec.entrypoints))
 
 
 def render_graph(graph: TermGraph, fmt: str, entrypoint: str | None = None) -> str:
-    names = _selection(graph, entrypoint)
-    chosen = set(names)
-    edges = [(p, t.name) for t in graph.terms if t.name in chosen for p in t.params if p in chosen]
+    from .doc.layout import GraphSpec, dot_source, render_svg
+    from .doc.sheet import graph_spec
+
+    drawing = graph_spec(graph)
+    keep = _selection(graph, entrypoint)
+    if keep is not None:
+        drawing = GraphSpec(drawing.name, tuple(n for n in drawing.nodes if n.name in keep),
+                            tuple((a, b) for a, b in drawing.edges if a in keep and b in keep))
     if fmt == "mermaid":
         lines = ["flowchart LR"]
-        for name in names:
-            lines.append(f"    {name}[/{name}/]" if graph.is_input(name) else f"    {name}[{name}]")
-        lines += [f"    {a} --> {b}" for a, b in edges]
+        for node in drawing.nodes:
+            lines.append(f"    {node.name}[/{node.name}/]" if node.kind == "input" else f"    {node.name}[{node.name}]")
+        lines += [f"    {a} --> {b}" for a, b in drawing.edges]
         return "\n".join(lines) + "\n"
-    dot = _dot(graph, names, edges)
     if fmt == "dot":
-        return dot
-    executable = shutil.which("dot")
-    if executable is None:
-        raise SpecErrors.single(Location("omgen graph"), "--format svg needs Graphviz's `dot`",
-                                "install graphviz (apt-get install graphviz) or use --format dot")
-    return subprocess.run([executable, "-Tsvg"], input=dot, capture_output=True, text=True, check=True).stdout
-
-
-def _dot(graph: TermGraph, names: tuple[str, ...], edges: list[tuple[str, str]]) -> str:
-    lines = [f'digraph "{graph.spec.om}.{graph.om.variant.name}" {{', "    rankdir=LR;", "    node [fontname=Helvetica];"]
-    for name in names:
-        if graph.is_input(name):
-            lines.append(f'    {name} [shape=parallelogram, style=filled, fillcolor="#e8f0fe"];')
-        else:
-            owner = graph.by_name[name].term.winner.owner
-            mixin = graph.spec.block(owner).kind == "mixin"
-            fill = "#fde9c8" if mixin else "#ffffff"
-            lines.append(f'    {name} [shape=box, style=filled, fillcolor="{fill}", tooltip="{owner}"];')
-    lines += [f"    {a} -> {b};" for a, b in edges]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        return dot_source(drawing)
+    return render_svg(drawing)[0]

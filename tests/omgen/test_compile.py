@@ -121,7 +121,10 @@ def test_explain_graph_and_diff(toy_copy, capsys):
     assert "heat_pred --> peaks" in capsys.readouterr().out
     assert main(["graph", str(toy_copy), "--format", "dot", "--entrypoint", "infer"]) == 0
     dot = capsys.readouterr().out
-    assert "heat_logits -> heat_pred;" in dot and "loss" not in dot
+    assert '"heat_logits" -> "heat_pred";' in dot and '"loss"' not in dot
+    assert main(["graph", str(toy_copy), "--format", "svg"]) == 0
+    svg = capsys.readouterr().out
+    assert svg.lstrip().startswith("<svg") and 'href="#term-peaks"' in svg
     assert main(["diff", str(toy_copy), "base", "oracle"]) == 0
     diff = capsys.readouterr().out
     assert "-        return torch.sigmoid(heat_logits)" in diff and "+        return points" in diff
