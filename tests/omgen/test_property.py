@@ -35,7 +35,6 @@ import omgen
 from omgen import SpecErrors
 from reference_interpreter import ReferenceOM  # tests/omgen is on sys.path (pytest's rootdir-relative import)
 
-CONFIG = {"c0": "float", "c1": "float", "k0": "int"}
 _module_ids = itertools.count()
 
 
@@ -121,7 +120,8 @@ def om_specs(draw) -> dict:
 
     for index in range(draw(st.integers(1, 15))):
         owner = block_names[0] if index == 0 else draw(st.sampled_from(block_names))
-        inherited = sorted({t for cls in _closure(owner, bases) - {owner} for t in declared[cls]} - set(declared[owner]))
+        ancestors = _closure(owner, bases) - {owner}
+        inherited = sorted({t for cls in ancestors for t in declared[cls]} - set(declared[owner]))
         elsewhere = sorted({t for cls in block_names for t in declared[cls]} - set(declared[owner]))
         how = draw(st.sampled_from(["new", "new", "new", "override", "sibling"]))
         if how == "override" and inherited:
@@ -137,7 +137,8 @@ def om_specs(draw) -> dict:
         declared[owner][name] = _term_entry(draw, deps, use_super)
 
     compose = draw(st.lists(st.sampled_from(block_names), unique=True, min_size=1, max_size=3))
-    compose_terms = sorted({t for b in compose for cls in _closure(b, bases) for t in declared[cls]}, key=rank.__getitem__)
+    compose_terms = sorted({t for b in compose for cls in _closure(b, bases) for t in declared[cls]},
+                           key=rank.__getitem__)
     if not compose_terms:
         compose.append(block_names[0])
         compose_terms = sorted(declared[block_names[0]], key=rank.__getitem__)
