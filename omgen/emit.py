@@ -167,7 +167,9 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
         steps.append({"code": code, "comment": comment})
     column = min(max((len(s["code"]) for s in steps), default=0), COMMENT_COLUMN_MAX)
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
-            "outputs": entrypoint.outputs, "params": params, "checks": checks, "steps": steps,
+            "outputs": entrypoint.outputs, "params": params, "param_names": [i.name for i in needed_inputs],
+            "dict_callable": all(i.type == "Tensor" for i in needed_inputs),
+            "checks": checks, "steps": steps,
             "comment_column": column}
 
 

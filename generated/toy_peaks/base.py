@@ -57,6 +57,12 @@ def _check_input(name: str, value: Tensor, expected: str, sizes: List[int], symb
         raise ValueError("input '" + name + "': expected dtype " + dtype + ", got " + _dtype_name(value))
 
 
+def _input(inputs: Dict[str, Tensor], name: str) -> Tensor:
+    if name not in inputs:
+        raise ValueError("missing input '" + name + "' (given: " + ", ".join(list(inputs.keys())) + ")")
+    return inputs[name]
+
+
 def _dtype_name(value: Tensor) -> str:
     names = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
              "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8,
@@ -114,6 +120,11 @@ class Train(Terms):
             "loss": loss,
         }
 
+    @torch.jit.export
+    def forward_dict(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """forward() with its inputs taken by name, for callers that hold them in a dict."""
+        return self.forward(_input(inputs, "heat_logits"), _input(inputs, "points"))
+
 
 class Infer(Terms):
     """Entrypoint "infer": returns peaks, heat_pred."""
@@ -127,6 +138,11 @@ class Infer(Terms):
             "peaks": peaks,
             "heat_pred": heat_pred,
         }
+
+    @torch.jit.export
+    def forward_dict(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """forward() with its inputs taken by name, for callers that hold them in a dict."""
+        return self.forward(_input(inputs, "heat_logits"))
 
 
 class Session(torch.nn.Module):

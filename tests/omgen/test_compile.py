@@ -132,6 +132,19 @@ def test_explain_graph_and_diff(toy_copy, capsys):
     assert "did you mean 'loss'?" in capsys.readouterr().err
 
 
+def test_forward_dict_takes_inputs_by_name(toy_copy):
+    import torch
+
+    write(compile_spec(toy_copy, variants=["base"]))
+    module = import_file(toy_copy.parents[1] / "generated" / "toy_peaks" / "base.py", "toy_base_dict")
+    logits, points = torch.randn(1, 1, 4, 4), torch.rand(1, 1, 4, 4)
+    for train in (module.Train(), torch.jit.script(module.Train())):
+        by_name = train.forward_dict({"points": points, "heat_logits": logits, "unused": logits})
+        assert torch.equal(by_name["loss"], train(logits, points)["loss"])
+        with pytest.raises(Exception, match=r"missing input 'points' \(given: heat_logits\)"):
+            train.forward_dict({"heat_logits": logits})
+
+
 def test_generated_inputs_are_checked(toy_copy):
     import torch
 
