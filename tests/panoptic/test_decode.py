@@ -97,3 +97,15 @@ def test_semantic_pred_first_maximum_and_max_filter():
     for k in [1, 3, 5, 7, 9, 13]:
         x = torch.rand(2, 1, 11, 16, generator=g)
         assert torch.equal(f(x, k), torch.nn.functional.max_pool2d(x, k, 1, k // 2)), k
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.sampled_from([1, 2, 19, 133, 300]), st.integers(1, 9), st.integers(1, 9)),
+       seed=st.integers(0, 2 ** 31))
+def test_semantic_pred_equals_torch_max_with_ties(shape, seed):
+    """The uint8 rank trick (K <= 255) and the max(1) fallback give torch.max(x, 1)'s first maximum."""
+    n, k, h, w = shape
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randint(0, 3, (n, k, h, w), generator=g).float()  # many ties
+    m = H.module("base").Terms(num_classes=k, thing_ids=[])
+    assert torch.equal(m.semantic_pred(logits), torch.max(logits, 1, keepdim=True)[1])
