@@ -10,6 +10,10 @@ timed in the same run: semantic_logits.amax(1) (the floor: reading the logits
 once), and the plain loop references of tests/panoptic/reference.py, which are
 timed on a crop and scaled by the pixel count (they are pure Python loops).
 Prints the markdown rows of the "Panoptic-DeepLab OM" section of docs/benchmarks.md.
+
+Batch 8 allocates tensors above glibc's mmap threshold (32 MiB max), so every
+fresh [8, 1, 1024, 2048] int64 map page-faults; run once more with
+MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 to see the cost without it.
 """
 from __future__ import annotations
 
@@ -41,6 +45,21 @@ def best(fn, repeat):
         fn()
         times.append(time.perf_counter() - t)
     return min(times)
+
+
+def paired(fn, base, repeat):
+    """min time of fn and of base, run alternately (the machine is shared: drift hits both alike)."""
+    fn()
+    base()
+    a, b = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        base()
+        b.append(time.perf_counter() - t)
+    return min(a), min(b)
 
 
 def scene(n, h, w, instances=30, seed=0):
@@ -96,23 +115,35 @@ def main():
     infer, targets = om.Infer(), om.Targets()
     infer_s, targets_s = torch.jit.script(infer), torch.jit.script(targets)
     out = infer(logits, center, offsets)
+    import os
+    alloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    print(f"# allocator env: {alloc or 'glibc defaults'}")
     print(f"# {h}x{w}, {int(out['center_valid'].sum())} centers decoded, "
           f"{int(targets(pan)['centroids_truth'].shape[0])} true instances, "
           f"thing pixels {float((out['instance_pred'] >= 0).float().mean()) * 100:.1f} %, threads {args.threads}")
     print("| what | time | baseline | baseline time | ratio | note |\n| --- | --- | --- | --- | --- | --- |")
 
-    t_amax = best(lambda: logits.amax(1), args.repeat)
-    row("semantic_logits.max(1)", best(lambda: logits.max(1), args.repeat), "amax(1)", t_amax)
-    row("semantic_logits.argmax(1)", best(lambda: logits.argmax(1), 1), "amax(1)", t_amax, "pytorch#140000; not used")
-    t_inf = best(lambda: infer(logits, center, offsets), args.repeat)
+    amax = lambda: logits.amax(1)
+    r = args.repeat
+    t_max, t_amax = paired(lambda: logits.max(1), amax, r)
+    row("semantic_logits.max(1)", t_max, "amax(1)", t_amax)
+    t_arg, t_amax2 = paired(lambda: logits.argmax(1), amax, 1)
+    row("semantic_logits.argmax(1)", t_arg, "amax(1)", t_amax2, "pytorch#140000; not used")
+    terms = om.Terms()
+    assert torch.equal(terms.semantic_pred(logits), logits.max(1, keepdim=True)[1])
+    t_sp, t_amax2 = paired(lambda: terms.semantic_pred(logits), amax, r)
+    row("semantic_pred (amax + uint8 rank, used)", t_sp, "amax(1)", t_amax2, "identical to max(1)")
+    t_sp, t_max2 = paired(lambda: terms.semantic_pred(logits), lambda: logits.max(1), r)
+    row("semantic_pred (amax + uint8 rank, used)", t_sp, "max(1)", t_max2)
+    t_inf, t_amax = paired(lambda: infer(logits, center, offsets), amax, r)
     row("infer (eager)", t_inf, "amax(1)", t_amax, "goal <= 25")
-    row("infer (TorchScript)", best(lambda: infer_s(logits, center, offsets), args.repeat), "amax(1)", t_amax)
+    t_inf_s, t_amax2 = paired(lambda: infer_s(logits, center, offsets), amax, r)
+    row("infer (TorchScript)", t_inf_s, "amax(1)", t_amax2)
 
     # decoding pieces
     c = center
-    t_pool = best(lambda: F.max_pool2d(c, 7, 1, 3), args.repeat)
-    row("7x7 max filter, max_filter_same (separable, doubling)", best(lambda: om.max_filter_same(c, 7), args.repeat),
-        "F.max_pool2d", t_pool, "identical results; kept")
+    t_f, t_pool = paired(lambda: om.max_filter_same(c, 7), lambda: F.max_pool2d(c, 7, 1, 3), r)
+    row("7x7 max filter, max_filter_same (separable, doubling)", t_f, "F.max_pool2d", t_pool, "identical results; kept")
 
     def naive_separable(x, k=7):
         r = k // 2
@@ -125,8 +156,9 @@ def main():
             o = torch.maximum(o, m[..., i:i + h, :])
         return o
     assert torch.equal(naive_separable(c), F.max_pool2d(c, 7, 1, 3))
-    row("7x7 max filter, 2 x 6 shifted-slice maxima", best(lambda: naive_separable(c), args.repeat), "F.max_pool2d",
-        t_pool, "identical results")
+    assert torch.equal(om.max_filter_same(c, 7), F.max_pool2d(c, 7, 1, 3))
+    t_n, t_f2 = paired(lambda: naive_separable(c), lambda: om.max_filter_same(c, 7), r)
+    row("7x7 max filter, 2 x 6 shifted-slice maxima", t_n, "max_filter_same", t_f2, "identical results")
 
     # loop references: pure Python, timed on a 128x256 scene with the same instance count and
     # relative sizes (so thing pixels and centers per image are as at full size), scaled by pixels
@@ -139,26 +171,57 @@ def main():
     t_ref = (time.perf_counter() - t) * scale
     row("infer (eager)", t_inf, "loop reference decode", t_ref,
         f"reference timed on a {sh}x{sw} scene (30 instances), x{scale:.0f}; goal <= 1/50")
-    t_tg = best(lambda: targets(pan), args.repeat)
+    t_tg, t_amax2 = paired(lambda: targets(pan), amax, r)
+    row("targets (eager)", t_tg, "amax(1)", t_amax2)
     t = time.perf_counter()
     ref.targets(small.numpy(), dict(ref.CITYSCAPES))
     t_ref_tg = (time.perf_counter() - t) * scale
     row("targets (eager)", t_tg, "loop reference targets", t_ref_tg,
         f"reference on a {sh}x{sw} scene (30 instances), x{scale:.0f}; goal <= 0.1 s and <= 1/5")
-    row("targets (TorchScript)", best(lambda: targets_s(pan), args.repeat), "amax(1)", t_amax)
+    t_tg_s, t_amax2 = paired(lambda: targets_s(pan), amax, r)
+    row("targets (TorchScript)", t_tg_s, "amax(1)", t_amax2)
     train = om.Train()
-    row("train losses (forward)", best(lambda: train(logits, center, offsets, pan), max(1, args.repeat // 2)),
-        "amax(1)", t_amax)
+    t_tr, t_amax2 = paired(lambda: train(logits, center, offsets, pan), amax, max(1, r // 2))
+    row("train losses (forward)", t_tr, "amax(1)", t_amax2)
 
     if not args.quick:
         pan8 = scene(8, h, w, seed=1)
         l8, c8, o8 = outputs(pan8, seed=1)
-        t_amax8 = best(lambda: l8.amax(1), 2)
-        t_inf8 = best(lambda: infer(l8, c8, o8), 2)
-        row("infer, batch 8, per image", t_inf8 / 8, "infer batch 1", t_inf, "goal <= 1")
-        row("amax(1), batch 8, per image", t_amax8 / 8, "amax(1) batch 1", t_amax)
-        t_tg8 = best(lambda: targets(pan8), 2)
-        row("targets, batch 8, per image", t_tg8 / 8, "targets batch 1", t_tg, "goal <= 1")
+        t8, t1 = paired(lambda: infer(l8, c8, o8), lambda: infer(logits, center, offsets), 3)
+        row("infer, batch 8, per image", t8 / 8, "infer batch 1", t1, "goal <= 1")
+        t8, t1 = paired(lambda: l8.amax(1), amax, 3)
+        row("amax(1), batch 8, per image", t8 / 8, "amax(1) batch 1", t1)
+        t8, t1 = paired(lambda: targets(pan8), lambda: targets(pan), 3)
+        row("targets, batch 8, per image", t8 / 8, "targets batch 1", t1, "goal <= 1")
+        # the documented loop over images in instance_assignment, against one batched gather
+        s8 = om.Session()
+        s8.bind(semantic_logits=l8, center_heatmap=c8, offsets=o8)
+        sel, b, j = s8.instance_assignment()
+        valid = s8.center_valid()
+        kv = int(valid.sum(1).max())
+        far = torch.full_like(s8.centers_pred()[:, :kv, 0], float("inf"))
+        cy = torch.where(valid[:, :kv], s8.centers_pred()[:, :kv, 0], far)
+        cx = torch.where(valid[:, :kv], s8.centers_pred()[:, :kv, 1], far)
+        hw = h * w
+        rr = sel - b * hw
+        yy = torch.div(rr, w, rounding_mode="floor")
+        flat = o8.reshape(-1)
+        vy = yy.float() + flat[b * 2 * hw + rr]
+        vx = (rr - yy * w).float() + flat[b * 2 * hw + hw + rr]
+        counts = torch.bincount(b, minlength=8).tolist()
+
+        def looped():
+            parts, start = [], 0
+            for i in range(8):
+                stop = start + counts[i]
+                parts.append(om.nearest_center(vy[start:stop], vx[start:stop], cy[i:i + 1], cx[i:i + 1]))
+                start = stop
+            return torch.cat(parts)
+        gathered = lambda: om.nearest_center(vy, vx, cy[b], cx[b])
+        assert torch.equal(looped(), gathered())
+        t_loop, t_gather = paired(looped, gathered, 3)
+        row("nearest center, batch 8: loop over images (used)", t_loop, "one batched gather", t_gather,
+            f"{vy.shape[0]} thing pixels x {kv} centers")
 
 
 if __name__ == "__main__":
