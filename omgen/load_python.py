@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import hashlib
 import inspect
 import keyword
@@ -622,10 +623,10 @@ class _Unit:
 class _Rewriter(cst.CSTTransformer):
     """ModulOM body → canonical body: self.t() → t, self.c → c, super().t() → super(), self._h(a) → _h(a, extras)."""
 
-    def __init__(self, builder: "_Builder", unit: _Unit, positions, to_location, stores: set[str],
+    def __init__(self, builder: "_Builder", unit: _Unit, to_location, stores: set[str],
                  store_nodes: set[cst.Name], load_nodes: set[cst.Name]):
         super().__init__()
-        self.b, self.unit, self.positions, self.to_location = builder, unit, positions, to_location
+        self.b, self.unit, self.to_location = builder, unit, to_location
         self.stores, self.store_nodes, self.load_nodes = stores, store_nodes, load_nodes
         self.call_funcs: set[cst.CSTNode] = set()
         self.handled_super: set[cst.CSTNode] = set()
@@ -927,6 +928,7 @@ class _Builder:
         self.helper_extra_names: dict[str, tuple[str, ...]] = {}
         self.helper_in_progress: list[str] = []
         self.helper_form_of: dict[str, str] = {}  # function name → term method, for non-literal calls
+        self._parse_cache: dict[int, Any] = {}
 
     # -- what a name is
 
@@ -1049,56 +1051,94 @@ class _Builder:
     def rewrite(self, unit: _Unit) -> Code | None:
         method = unit.method
         display = self.file.display
-        wrapped = f"def {WRAPPER}():\n" + "".join("    " + line + "\n" if line else "\n"
-                                                  for line in method.text.split("\n")[:-1])
-        try:
-            module = cst.parse_module(wrapped)
-        except cst.ParserSyntaxError as exc:
-            line, col = method.text_map[min(max(exc.raw_line - 2, 0), len(method.text_map) - 1)]
-            self.errors.error(Location(display, line, col + 1), f"syntax error in body: {exc.message}")
+        parsed = self._parsed(method)
+        if parsed is None:
             return None
-        positions = meta.MetadataWrapper(module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+        module, stores_all, loads = parsed
         text_map = method.text_map
+        positions: dict = {}
+
+        def old_positions():
+            if not positions:
+                positions.update(meta.MetadataWrapper(module, unsafe_skip_copy=True).resolve(meta.PositionProvider))
+            return positions
 
         def to_location(node: cst.CSTNode) -> Location:
-            start = positions[node].start
+            start = old_positions()[node].start
             line, shift = text_map[min(max(start.line - 2, 0), len(text_map) - 1)]
             return Location(display, line, start.column - 4 + shift + 1)
 
-        names = _NameVisitor()
-        module.body[0].body.visit(names)  # type: ignore[attr-defined]
         params = {p.name for p in method.params}
-        stores = {n.value for n in names.stores} - params
-        rewriter = _Rewriter(self, unit, positions, to_location, stores, set(names.stores), set(names.loads))
+        stores = {n.value for n in stores_all} - params
+        rewriter = _Rewriter(self, unit, to_location, stores, set(stores_all), loads)
         new_module = module.visit(rewriter)
         lines = new_module.code.split("\n")[1:]
         body_lines = [line[4:] if line.startswith("    ") else line.lstrip(" ") for line in lines]
         while body_lines and not body_lines[-1].strip():
             body_lines.pop()
         source = "\n".join(body_lines) + "\n"
-        line_map = self._line_map(new_module, rewriter, positions, text_map, len(body_lines))
-        return Code(source, Location(display, line_map[0][0], 0), line_map[0][1], line_map=line_map)
+        old_lines = method.text.split("\n")
+        if not rewriter.folded and len(body_lines) == len(text_map):
+            rows: list = [(i, 0) for i in range(len(body_lines))]
+        else:
+            rows = self._statement_rows(new_module, rewriter, old_positions(), len(text_map), len(body_lines))
+        line_map = []
+        previous = (text_map[0][0] - 1, text_map[0][1])
+        for new_text, row in zip(body_lines, rows):
+            if row is None:
+                previous = (previous[0] + 1, previous[1])
+                line_map.append(previous)
+                continue
+            index, delta = row
+            file_line, text_shift = text_map[index]
+            old_text = old_lines[index]
+            if new_text == old_text or not new_text.strip():
+                entry: tuple = (file_line, text_shift + delta)
+            else:  # columns of a rewritten line: anchors where old and new text agree
+                anchors: list[int] = []
+                for a, b, size in difflib.SequenceMatcher(None, old_text, new_text, autojunk=False).get_matching_blocks():
+                    if size:
+                        anchors += [b, a - b]
+                entry = (file_line, text_shift, *anchors)
+            previous = entry[:2]
+            line_map.append(entry)
+        line_map_t = tuple(line_map)
+        return Code(source, Location(display, line_map_t[0][0], 0), line_map_t[0][1], line_map=line_map_t)
+
+    def _parsed(self, method: Method):
+        """The method body parsed once (wrapped in a def), with its stores and loads; None on a syntax error."""
+        key = id(method)
+        if key not in self._parse_cache:
+            wrapped = f"def {WRAPPER}():\n" + "".join("    " + line + "\n" if line else "\n"
+                                                      for line in method.text.split("\n")[:-1])
+            try:
+                module = cst.parse_module(wrapped)
+            except cst.ParserSyntaxError as exc:
+                line, col = method.text_map[min(max(exc.raw_line - 2, 0), len(method.text_map) - 1)]
+                self.errors.error(Location(self.file.display, line, col + 1), f"syntax error in body: {exc.message}")
+                self._parse_cache[key] = None
+                return None
+            names = _NameVisitor()
+            module.body[0].body.visit(names)  # type: ignore[attr-defined]
+            self._parse_cache[key] = (module, tuple(names.stores), set(names.loads))
+        return self._parse_cache[key]
 
     @staticmethod
-    def _line_map(new_module: cst.Module, rewriter: _Rewriter, old_positions, text_map, count: int) -> tuple:
+    def _statement_rows(new_module: cst.Module, rewriter: _Rewriter, old_positions, old_count: int, count: int) -> list:
+        """For each new body line: (old text line index, column delta) from the statement it belongs to."""
         new_positions = meta.MetadataWrapper(new_module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
-        mapped: list[tuple[int, int] | None] = [None] * count
         pairs = [(new_positions[n], old_positions[o]) for n, o in rewriter.origin.items()
                  if n in new_positions and o in old_positions and not isinstance(o, cst.Module)]
         pairs = [(new, old) for new, old in pairs if new.start.line > 1]  # not the wrapper def
         pairs.sort(key=lambda p: -(p[0].end.line - p[0].start.line))  # outer statements first, inner ones refine
+        rows: list = [None] * count
         for new, old in pairs:
             for line in range(new.start.line, new.end.line + 1):
                 body_line = line - 1  # wrapper line 2 is body line 1
                 old_line = old.start.line + (line - new.start.line) - 1
-                if 1 <= body_line <= count and 1 <= old_line <= len(text_map):
-                    file_line, shift = text_map[old_line - 1]
-                    mapped[body_line - 1] = (file_line, shift + old.start.column - new.start.column)
-        result, previous = [], (text_map[0][0] - 1, text_map[0][1])
-        for item in mapped:
-            previous = item if item is not None else (previous[0] + 1, previous[1])
-            result.append(previous)
-        return tuple(result)
+                if 1 <= body_line <= count and 1 <= old_line <= old_count:
+                    rows[body_line - 1] = (old_line - 1, old.start.column - new.start.column)
+        return rows
 
     # -- everything
 

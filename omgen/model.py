@@ -23,15 +23,20 @@ class Code:
     origin: Location
     column_offset: int = 0  # columns the spec adds before each body line
     first_line_shift: int = 0  # columns `source` adds before the spec text on its first line
-    # Python frontend: (spec line, column shift) of each line of `source`, for bodies whose lines moved
-    # (docstring removed, constant-folded branches); empty means "consecutive lines from origin"
-    line_map: tuple[tuple[int, int], ...] = ()
+    # Python frontend: per line of `source`, (spec line, column shift, then optional anchor pairs
+    # (col, extra shift): from col on, add extra), for bodies whose lines moved or were rewritten
+    # (docstring removed, branches folded, self.x() -> x); empty means "consecutive lines from origin"
+    line_map: tuple[tuple[int, ...], ...] = ()
 
     def location_of(self, line: int, col: int) -> Location:
         """Spec location of a (1-based line, 0-based col) position in `source`."""
         if self.line_map:
-            spec_line, shift = self.line_map[min(max(line, 1), len(self.line_map)) - 1]
-            return Location(self.origin.file, spec_line, col + 1 + shift)
+            entry = self.line_map[min(max(line, 1), len(self.line_map)) - 1]
+            extra = 0
+            for k in range(2, len(entry) - 1, 2):
+                if col >= entry[k]:
+                    extra = entry[k + 1]
+            return Location(self.origin.file, entry[0], col + 1 + entry[1] + extra)
         if line == 1 and self.origin.col > 0:
             return Location(self.origin.file, self.origin.line, self.origin.col + max(col - self.first_line_shift, 0))
         return Location(self.origin.file, self.origin.line + line - 1, col + 1 + self.column_offset)

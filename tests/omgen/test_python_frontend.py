@@ -400,3 +400,36 @@ def test_toy_spec_run_as_python_classes_gives_the_generated_outputs(tmp_path):
         return {"heat_logits": torch.randn(2, 1, 6, 7, generator=g), "points": torch.rand(2, 1, 6, 7, generator=g)}
 
     compare_with_modulom(FIXTURES / "toy_peaks.py", tmp_path, inputs)
+
+
+def test_columns_of_rewritten_lines_are_those_of_the_file(project):
+    """`self.x + z * treshold` is `x + z * treshold` in the canonical body; the column is still the file's."""
+    path = write(project, '''
+        from omgen import OutputMath
+
+        om = "t"
+        inputs = {"x": {"shape": ["N"], "dtype": "float"}}
+
+
+        class A(OutputMath):
+            threshold: float = 0.5
+
+            def y(self, mode: str = "a"):
+                if mode == "b":
+                    return self.x
+                z = self.x * 2 + self.threshold
+                return self.x + z * treshold + self.w()
+
+            def w(self):
+                return self.x * tresh + self.y("b")
+
+
+        compose = [A]
+        entrypoints = {"t": ["w", "y"]}
+    ''')
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(path)
+    assert str(info.value).splitlines() == [
+        "spec.py:14:29: error: unknown name 'treshold' in term 'y' (did you mean 'threshold'?)",
+        "spec.py:17:25: error: unknown name 'tresh' in term 'w' (did you mean 'threshold'?)",
+    ]
