@@ -22,7 +22,7 @@ import inspect
 import keyword
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import libcst as cst
 import libcst.metadata as meta
@@ -40,7 +40,7 @@ VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
 ALLOWED_IMPORTS = {  # module → names it may bind
     "torch": {"torch", "Tensor"}, "torch.nn.functional": {"F"}, "math": {"math"},
-    "typing": {"List", "Dict", "Tuple", "Optional"}, "omgen": {"OutputMath", "omgen"},
+    "typing": {"List", "Dict", "Tuple", "Optional"}, "omgen": {"OutputMath", "omgen", "mixin", "no_cache", "term"},
     "omgen.markers": {"OutputMath", "mixin", "no_cache", "term"}, "__future__": {"annotations"},
 }
 MARKER_BASE = "OutputMath"
@@ -77,7 +77,6 @@ class Method:
     is_new: bool = False
     text: str = ""  # the body (docstring removed), dedented
     text_map: tuple[tuple[int, int], ...] = ()  # (file line, column shift) of each line of `text`
-    has_super: bool = False
 
     @property
     def where(self) -> str:
@@ -806,8 +805,14 @@ class _Rewriter(cst.CSTTransformer):
                 return updated
             reason = self.b.helper_form_problem(name)
             if reason:
-                self.error(original, f"self.{name}(...) has a mode that is not a literal, but '{name}' {reason}",
-                           f"pass literal modes (self.{name}('logits')): each literal call is a term of its own")
+                if any(a.keyword is not None for a in updated.args) and all(
+                        _static(a.value) is not _UNKNOWN for a in updated.args):
+                    self.error(original, f"self.{name}(...) passes a mode by keyword, which makes an unmemoised "
+                               f"helper call (as in ModulOM), but '{name}' {reason}",
+                               "pass modes positionally: a call with literal positional modes is a term")
+                else:
+                    self.error(original, f"self.{name}(...) has a mode that is not a literal, but '{name}' {reason}",
+                               f"pass literal modes (self.{name}('logits')): each literal call is a term of its own")
                 return updated
             function = self.b.request_helper_form(name, original, self.to_location)
         else:
@@ -1250,7 +1255,10 @@ class _Builder:
         items += [(f.name, f.location, "function") for f, _ in self.r.functions]
         for name, location, what in items:
             if name in seen:
-                errors.error(location, f"duplicate name '{name}' ({what})", f"already defined at {seen[name]}")
+                hint = f"already defined at {seen[name]}"
+                if what == "config value":
+                    hint += "; config is global to the spec (declare it once; variants change values)"
+                errors.error(location, f"duplicate name '{name}' ({what})", hint)
                 continue
             seen[name] = location
             if name in RESERVED or keyword.iskeyword(name):

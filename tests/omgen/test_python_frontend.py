@@ -272,6 +272,16 @@ BAD = {
         "        return super().s(mode)\n",
         "spec.py:12:16: error: self.s(...) has a mode that is not a literal, but 's' is overridden (A, M) and so is "
         "resolved per variant (pass literal modes (self.s('logits')): each literal call is a term of its own)"),
+    "mode_by_keyword_for_overridden_term": (
+        "    def y(self):\n        return self.s(mode='a')\n\n    def s(self, mode: str) -> Tensor:\n"
+        "        return self.x\n\n\n@mixin\nclass M(OutputMath):\n    def s(self, mode: str) -> Tensor:\n"
+        "        return super().s(mode)\n",
+        "spec.py:12:16: error: self.s(...) passes a mode by keyword, which makes an unmemoised helper call (as in "
+        "ModulOM), but 's' is overridden (A, M) and so is resolved per variant (pass modes positionally"),
+    "config_declared_twice": ("    def y(self):\n        return self.x\n\n\n@mixin\nclass M(OutputMath):\n"
+                              "    threshold: float = 0.7\n",
+                              "spec.py:17:5: error: duplicate name 'threshold' (config value) (already defined at "
+                              "spec.py:9:5; config is global to the spec"),
     "mode_missing": ("    def y(self):\n        return self.s()\n\n    def s(self, mode: str) -> Tensor:\n"
                      "        return self.x\n",
                      "spec.py:12:16: error: self.s() needs its mode argument(s) mode"),
@@ -433,3 +443,11 @@ def test_columns_of_rewritten_lines_are_those_of_the_file(project):
         "spec.py:14:29: error: unknown name 'treshold' in term 'y' (did you mean 'threshold'?)",
         "spec.py:17:25: error: unknown name 'tresh' in term 'w' (did you mean 'threshold'?)",
     ]
+
+
+def test_specialised_term_names():
+    from omgen.load_python import specialised_name
+
+    assert specialised_name("semantic_pred", ("ids",), ("ids",)) == "semantic_pred"
+    assert specialised_name("semantic_pred", ("logits",), ("ids",)) == "semantic_pred__logits"
+    assert specialised_name("f", ("a-b c", 3, -1, 0.5, True, None), ()) == "f__a_b_c__3__m1__0p5__True__None"
