@@ -82,6 +82,7 @@ class TrainSettings:
     tensorboard: bool = True
     progress: bool = True
     drop_last: bool = True
+    channels_last: bool = False          # network weights (and so activations) in channels-last layout
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainSettings":
@@ -190,6 +191,8 @@ class Trainer:
         self.optimizer = build_optimizer(model.network.parameters(), settings)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, settings))
         self.scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" else None
+        if settings.channels_last:
+            model.network.to(memory_format=torch.channels_last)
         net: torch.nn.Module = model.network
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
