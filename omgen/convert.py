@@ -154,6 +154,11 @@ def method_body(code: Code, term: str, terms: set[str], values: set[str]) -> str
 def _class_names(spec: Spec) -> dict[str, str]:
     names: dict[str, str] = {}
     taken = {b.name for b in spec.blocks if b.kind == "block"}
+    config = "Config"
+    while config in taken:
+        config = "OM" + config
+    names[""] = config  # the class of the config values, the root of every other class
+    taken.add(config)
     for block in spec.blocks:
         if block.kind == "block":
             names[block.name] = block.name
@@ -225,8 +230,17 @@ def to_python(spec: Spec) -> str:
         if function.doc:
             out.append(docstring(function.doc, 4))
         out.append(textwrap.indent(function.code.source, "    ", lambda line: bool(line.strip())))
-    config_written = False
     compose_written = False
+    root = "OutputMath"
+    if spec.config:
+        root = class_names[""]
+        lines = [f"\n\nclass {root}(OutputMath):\n", '    """Config values (constructor arguments of the generated modules)."""\n\n']
+        for decl in spec.config:
+            lines.append(f"    {decl.name}: {decl.type} = "
+                         f"{py_literal(decl.default, 4 + len(decl.name) + len(decl.type) + 5)}\n")
+            if decl.doc:
+                lines.append(docstring(decl.doc, 4))
+        out.append("".join(lines))
     for block in _ordered_blocks(spec):
         if block.kind == "mixin" and not compose_written:
             out.append(f"\n\ncompose = [{', '.join(class_names[b] for b in spec.compose)}]\n")
@@ -235,19 +249,11 @@ def to_python(spec: Spec) -> str:
         if block.kind == "mixin":
             name = class_names[block.name]
             out.append("@mixin\n" if name == block.name else f"@mixin({py_string(block.name)})\n")
-        bases = ", ".join(class_names.get(b, b) for b in block.bases) or "OutputMath"
+        bases = ", ".join(class_names.get(b, b) for b in block.bases) or root
         out.append(f"class {class_names[block.name]}({bases}):\n")
         members: list[str] = []
         if block.doc:
             members.append(docstring(block.doc, 4))
-        if not config_written and block.kind == "block" and spec.config:
-            lines = []
-            for decl in spec.config:
-                lines.append(f"    {decl.name}: {decl.type} = {py_literal(decl.default, 4 + len(decl.name) + len(decl.type) + 5)}\n")
-                if decl.doc:
-                    lines.append(docstring(decl.doc, 4))
-            members.append("".join(lines))
-            config_written = True
         for term in block.terms:
             members.append(_method(term, terms, values))
         out.append("\n".join(members) if members else "    pass\n")

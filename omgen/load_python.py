@@ -91,7 +91,7 @@ class Method:
 class ClassInfo:
     name: str  # block or mixin name (mixins may be renamed by @mixin("name"))
     class_name: str
-    kind: str
+    kind: str  # "block" | "mixin" | "config" (a class of config values only: a base, not a block)
     bases: list[tuple[str, cst.CSTNode]]  # class names as written
     doc: str
     location: Location
@@ -418,6 +418,7 @@ class _Reader:
                                   "bases are omgen.OutputMath or classes of this spec, by name")
         doc, statements = _docstring(node.body)
         info = ClassInfo(name, class_name, kind, bases, doc, file.loc(node.name), node=node)
+        config_before = len(self.config)
         if not bases and not marked:
             self.errors.error(file.loc(node.name), f"class '{class_name}' does not derive from omgen.OutputMath",
                               f"write class {class_name}(OutputMath)")
@@ -435,6 +436,10 @@ class _Reader:
             else:
                 self.errors.error(file.loc(statement), f"unsupported statement in class '{class_name}'",
                                   "a class holds methods (terms, helpers) and annotated config attributes")
+        config_classes = {c.class_name for c in self.classes if c.kind == "config"}
+        if kind == "block" and not info.methods and len(self.config) > config_before and \
+                all(base in config_classes for base, _ in bases):
+            info.kind = "config"  # only config values: a common base of the blocks, not a block itself
         self.classes.append(info)
 
     def _class_statement(self, info: ClassInfo, small: cst.BaseSmallStatement, following: cst.CSTNode | None) -> None:
@@ -1191,10 +1196,13 @@ class _Builder:
         blocks = []
         rank = {key: index for index, key in enumerate(self.term_order)}
         for info in r.classes:
+            if info.kind == "config":
+                continue
             order = {m.name: i for i, m in enumerate(info.methods)}
             terms = [d for key in sorted(self.term_defs, key=lambda k: (order.get(k[0], 1 << 30), rank[k]))
                      for d in self.term_defs[key] if d.owner == info.name]
-            bases = tuple(self.by_class[b].name if b in self.by_class else b for b, _ in info.bases)
+            bases = tuple(self.by_class[b].name if b in self.by_class else b for b, _ in info.bases
+                          if b not in self.by_class or self.by_class[b].kind != "config")
             blocks.append(Block(info.name, info.kind, bases, tuple(terms), info.doc, info.location))
         for block in blocks:  # a term named like a config value, input or function
             for term in block.terms:
@@ -1340,6 +1348,10 @@ class _Builder:
             if info is None:
                 errors.error(file.loc(value), f"{what} lists unknown class '{label}'",
                              did_you_mean(label, [*self.by_class, *by_block_name]))
+                continue
+            if info.kind == "config":
+                errors.error(file.loc(value), f"{what} lists '{label}', a config class (only config values)",
+                             "its config is global; list blocks and mixins")
                 continue
             if kind == "block" and info.kind != "block":
                 errors.error(file.loc(value), f"{what} lists '{label}', which is a mixin", "list mixins in a variant")

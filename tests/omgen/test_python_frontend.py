@@ -199,8 +199,10 @@ def test_convert_yaml_to_python_compiles_identically(tmp_path, capsys):
     assert main(["convert", str(TOY_YAML), "-o", str(out)]) == 0
     assert "specs/examples/toy_peaks.yaml -> " in capsys.readouterr().out
     assert_same_generated(TOY_YAML, out)
-    assert out.read_text().count("class ") == 5
-    assert '@mixin("oracle-heat")\nclass OracleHeat(OutputMath):' in out.read_text()
+    text = out.read_text()
+    assert text.count("class ") == 6 and "class Config(OutputMath):\n" in text
+    assert "class Prediction(Config):\n" in text and "class Losses(Prediction):\n" in text
+    assert '@mixin("oracle-heat")\nclass OracleHeat(Config):' in text
 
 
 def test_convert_panoptic_yaml_to_python_and_back(tmp_path):
@@ -451,3 +453,77 @@ def test_specialised_term_names():
     assert specialised_name("semantic_pred", ("ids",), ("ids",)) == "semantic_pred"
     assert specialised_name("semantic_pred", ("logits",), ("ids",)) == "semantic_pred__logits"
     assert specialised_name("f", ("a-b c", 3, -1, 0.5, True, None), ()) == "f__a_b_c__3__m1__0p5__True__None"
+
+
+# ----------------------------------------------------------------------------- random specs (test_property's generator)
+
+
+def _random_spec_check(spec_dict: dict, tmp_path: Path) -> None:
+    import yaml
+    import torch
+
+    from omgen import write
+
+    case = tmp_path / f"case{next(_CASES)}"
+    case.mkdir()
+    (case / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    yaml_path = case / "prop.yaml"
+    yaml_path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
+    py_path = case / "prop.py"
+    try:
+        expected = compile_spec(yaml_path)
+    except SpecErrors:
+        list(convert(yaml_path, py_path)) if _loads(yaml_path) else None
+        if py_path.exists():
+            with pytest.raises(SpecErrors):
+                compile_spec(py_path)
+        return
+    list(convert(yaml_path, py_path))
+    got = compile_spec(py_path)
+    a, b = normalised(expected), normalised(got)
+    assert a == b, py_path.read_text()
+    # the converted spec, run as Python classes, gives the generated values
+    write(got)
+    try:
+        spec_module = import_path(py_path, f"_omgen_prop_{case.name}")
+    except TypeError:  # a mixin no variant uses may have an MRO Python refuses at class creation
+        return
+    generator = torch.Generator().manual_seed(0)
+    for graph in got.graphs:
+        generated = import_path(case / "generated" / "prop" / f"{graph.om.variant.module_name}.py",
+                                f"_omgen_prop_{case.name}_{graph.om.variant.module_name}")
+        inputs = {name: torch.randn([2] + [int(d) for d in decl["shape"].strip("[]").split(", ")[1:]],
+                                    generator=generator) for name, decl in generated.INPUTS.items()}
+        for entrypoint in got.spec.entrypoints:
+            module = generated.ENTRYPOINTS[entrypoint.name]()
+            import inspect
+            values = module(**{n: inputs[n] for n in inspect.signature(module.forward).parameters})
+            reference = run_as_modulom(spec_module, got.spec, graph.om.variant.name, entrypoint.outputs, inputs)
+            for key in entrypoint.outputs:
+                assert torch.allclose(values[key], reference[key], rtol=1e-6, atol=1e-6), key
+
+
+def _loads(path: Path) -> bool:
+    try:
+        load(path)
+        return True
+    except SpecErrors:
+        return False
+
+
+import itertools  # noqa: E402
+
+_CASES = itertools.count()
+
+
+def test_random_specs_convert_to_python_with_the_same_code_and_values(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+
+    from test_property import om_specs
+
+    @settings(max_examples=int(__import__("os").environ.get("OMGEN_PROP_EXAMPLES", 12)), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(om_specs())
+    def check(spec_dict):
+        _random_spec_check(spec_dict, tmp_path)
+
+    check()
