@@ -354,7 +354,8 @@ class Trainer:
     def run_evaluation(self) -> Dict[str, Any]:
         assert self.evaluate is not None
         self.model.eval()
-        metrics = self.evaluate(self.model, self.step) if self.dist.is_main or True else {}
+        metrics = self.evaluate(self.model, self.step) if self.dist.is_main else {}
+        barrier(self.dist)
         self.model.train()
         if self.dist.is_main and metrics:
             self.logger.log(self.step, {k: v for k, v in metrics.items() if isinstance(v, (int, float))}, kind="eval")
