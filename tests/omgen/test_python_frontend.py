@@ -284,6 +284,9 @@ BAD = {
                               "    threshold: float = 0.7\n",
                               "spec.py:17:5: error: duplicate name 'threshold' (config value) (already defined at "
                               "spec.py:9:5; config is global to the spec"),
+    "config_class_in_compose": ("    def y(self):\n        return self.x\n\n\nclass C(OutputMath):\n"
+                                "    limit: int = 3\n\n\ncompose = [A, C]\n",
+                                "spec.py:19:15: error: compose lists 'C', a config class (only config values)"),
     "mode_missing": ("    def y(self):\n        return self.s()\n\n    def s(self, mode: str) -> Tensor:\n"
                      "        return self.x\n",
                      "spec.py:12:16: error: self.s() needs its mode argument(s) mode"),
@@ -327,9 +330,11 @@ BAD = {
 def test_bad_input_reports_the_python_line(case, project, capsys):
     body, expected = BAD[case]
     path = project / "spec.py"
-    text = HEAD + body + TAIL
-    if "entrypoints = {'u'" in body:
-        text = HEAD + body + "\n\ncompose = [A]\n"
+    text = HEAD + body
+    for line in TAIL.strip().splitlines():  # compose and entrypoints, unless the case sets its own
+        if line.split(" = ")[0] + " = " not in body:
+            text += "\n" + line
+    text += "\n"
     path.write_text(text.lstrip("\n"))
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
@@ -482,6 +487,9 @@ def _random_spec_check(spec_dict: dict, tmp_path: Path) -> None:
     got = compile_spec(py_path)
     a, b = normalised(expected), normalised(got)
     assert a == b, py_path.read_text()
+    back = case / "back.yaml"
+    list(convert(py_path, back))
+    assert normalised(compile_spec(back)) == a, back.read_text()
     # the converted spec, run as Python classes, gives the generated values
     write(got)
     try:
