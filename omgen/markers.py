@@ -26,10 +26,15 @@ def mixin(name: Any = None) -> Any:
 
 
 def no_cache(function: Any = None) -> Any:
-    """Method decorator: the method is a helper (a plain, unmemoised function), like a leading '_'."""
-    if callable(function):
-        return function
-    return lambda f: f
+    """Method decorator: the method is a helper (a plain, unmemoised function), like a leading '_'.
+
+    Marks the function (`__omgen_no_cache__`) for code that runs a spec as ModulOM classes (tests).
+    """
+    def mark(f: Any) -> Any:
+        f.__omgen_no_cache__ = True
+        return f
+
+    return mark(function) if callable(function) else mark
 
 
 def term(*, shape: Any = None, math: str | None = None, new: bool = False) -> Callable[[T], T]:

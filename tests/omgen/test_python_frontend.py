@@ -1,6 +1,6 @@
 """Python frontend (ModulOM-style classes) and `omgen convert`: same generated code as YAML, errors at .py lines."""
+import inspect
 import re
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -363,13 +363,33 @@ def import_path(path: Path, name: str):
     return module
 
 
+def _modulom_cache(self, name: str):
+    """ModulOM's run-time cache: a public method call without keyword arguments is computed once per
+    (name, arguments); `_` methods and @no_cache methods are not cached; super() calls bypass it."""
+    value = object.__getattribute__(self, name)
+    if name.startswith("_") or not inspect.ismethod(value) or getattr(value, "__omgen_no_cache__", False):
+        return value
+    cache = object.__getattribute__(self, "_cache")
+
+    def cached(*args, **kwargs):
+        if kwargs:
+            return value(*args, **kwargs)
+        key = (name, args)
+        if key not in cache:
+            cache[key] = value(*args)
+        return cache[key]
+
+    return cached
+
+
 def run_as_modulom(spec_module, model, variant: str, outputs, inputs: dict) -> dict:
     """The test (never the compiler) runs the spec file as Python: mixins + compose as real classes, super()
     by Python's MRO, modes as real calls. Values do not depend on ModulOM's cache, so none is needed."""
     entry = spec_module.variants[variant]
     mixins, config = (entry, {}) if isinstance(entry, list) else (entry.get("mixins", []), entry.get("config", {}))
-    cls = type("Variant", tuple(mixins) + tuple(spec_module.compose), {})
+    cls = type("Variant", tuple(mixins) + tuple(spec_module.compose), {"__getattribute__": _modulom_cache})
     om = cls.__new__(cls)
+    object.__setattr__(om, "_cache", {})
     for name, value in {**inputs, **config}.items():
         setattr(om, name, value)
     special = {t.name: t.specialisation for b in model.blocks for t in b.terms if t.specialisation}
