@@ -66,7 +66,7 @@ class Param:
 class Method:
     cls: "ClassInfo"
     name: str
-    node: cst.FunctionDef
+    node: ast.FunctionDef
     location: Location
     params: list[Param]
     returns: str | None
@@ -92,38 +92,57 @@ class ClassInfo:
     name: str  # block or mixin name (mixins may be renamed by @mixin("name"))
     class_name: str
     kind: str  # "block" | "mixin" | "config" (a class of config values only: a base, not a block)
-    bases: list[tuple[str, cst.CSTNode]]  # class names as written
+    bases: list[tuple[str, ast.AST]]  # class names as written
     doc: str
     location: Location
     methods: list[Method] = dataclasses.field(default_factory=list)
-    node: cst.ClassDef | None = None
 
 
 class _File:
-    """One parsed spec file with positions; collects errors."""
+    """One spec file, parsed with Python's ast (structure and positions; nothing runs); collects errors.
+
+    Method bodies are read again, one by one, with libcst (rewriting keeps their formatting).
+    """
 
     def __init__(self, path: Path, display: str, text: str, errors: ErrorCollector):
         self.path, self.display, self.text, self.errors = path, display, text, errors
         self.lines = text.splitlines()
-        self.module = cst.parse_module(text)
-        self.positions = meta.MetadataWrapper(self.module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
+        self.tree = ast.parse(text, filename=display)
 
-    def loc(self, node: cst.CSTNode) -> Location:
-        start = self.positions[node].start
-        return Location(self.display, start.line, start.column + 1)
+    def column(self, line: int, byte_offset: int) -> int:
+        """0-based character column of an ast (UTF-8 byte) offset."""
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
-    def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
+    def loc(self, node: ast.AST) -> Location:
+        return Location(self.display, node.lineno, self.column(node.lineno, node.col_offset) + 1)  # type: ignore
 
-    def literal(self, node: cst.CSTNode, what: str) -> Any:
+    def name_loc(self, node: ast.FunctionDef | ast.ClassDef) -> Location:
+        """Where the name of a def or class is (ast positions point at the keyword)."""
+        line = self.lines[node.lineno - 1]
+        col = self.column(node.lineno, node.col_offset)
+        found = re.compile(rf"\b{re.escape(node.name)}\b").search(line, col)
+        return Location(self.display, node.lineno, (found.start() if found else col) + 1)
+
+    def decorator_loc(self, node: ast.AST) -> Location:
+        """Where the '@' of a decorator is."""
+        line = self.lines[node.lineno - 1]  # type: ignore[attr-defined]
+        col = self.column(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        at = line.rfind("@", 0, col + 1)
+        return Location(self.display, node.lineno, (at if at >= 0 else col) + 1)  # type: ignore[attr-defined]
+
+    def code(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.text, node) or ast.unparse(node)
+
+    def literal(self, node: ast.AST, what: str) -> Any:
         try:
-            return ast.literal_eval(self.code(node).strip())
+            return ast.literal_eval(node)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             self.errors.error(self.loc(node), f"{what} must be a literal (a number, string, list, dict, ...)",
                               "specs are read, never run: no names or calls here")
             return _UNKNOWN
 
-    def string(self, node: cst.CSTNode, what: str) -> str | None:
+    def string(self, node: ast.AST, what: str) -> str | None:
         value = self.literal(node, what)
         if value is _UNKNOWN:
             return None
@@ -132,84 +151,73 @@ class _File:
             return None
         return value
 
-    def dict_items(self, node: cst.CSTNode, what: str) -> list[tuple[str, cst.CSTNode, cst.CSTNode]]:
-        if not isinstance(node, cst.Dict):
+    def dict_items(self, node: ast.AST, what: str) -> list[tuple[str, ast.AST, ast.AST]]:
+        if not isinstance(node, ast.Dict):
             self.errors.error(self.loc(node), f"{what} must be a dict literal {{'name': ...}}")
             return []
         items, seen = [], {}
-        for element in node.elements:
-            if not isinstance(element, cst.DictElement):
-                self.errors.error(self.loc(element), f"{what}: '**' is not supported")
+        for key_node, value in zip(node.keys, node.values):
+            if key_node is None:
+                self.errors.error(self.loc(value), f"{what}: '**' is not supported")
                 continue
-            key = self.string(element.key, f"a key of {what}")
+            key = self.string(key_node, f"a key of {what}")
             if key is None:
                 continue
             if key in seen:
-                self.errors.error(self.loc(element.key), f"duplicate key '{key}' in {what}", f"first at line {seen[key]}")
+                self.errors.error(self.loc(key_node), f"duplicate key '{key}' in {what}", f"first at line {seen[key]}")
                 continue
-            seen[key] = self.loc(element.key).line
-            items.append((key, element.key, element.value))
+            seen[key] = key_node.lineno
+            items.append((key, key_node, value))
         return items
 
-    def type_of(self, annotation: cst.Annotation | None, what: str) -> str | None:
+    def type_of(self, annotation: ast.AST | None, what: str) -> str | None:
         if annotation is None:
             return None
-        text = self.code(annotation.annotation).strip()
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            text = annotation.value
+        else:
+            text = ast.unparse(annotation)
         try:
-            return normalise_type(text.strip("'\""))
+            return normalise_type(text)
         except TypeSyntaxError as exc:
-            self.errors.error(self.loc(annotation.annotation), f"{what}: {exc}")
+            self.errors.error(self.loc(annotation), f"{what}: {exc}")
             return None
 
 
-def _docstring(body: cst.BaseSuite) -> tuple[str, list[cst.BaseStatement]]:
-    statements = list(body.body)
-    if statements and isinstance(statements[0], cst.SimpleStatementLine) and len(statements[0].body) == 1:
-        expr = statements[0].body[0]
-        if isinstance(expr, cst.Expr) and isinstance(expr.value, (cst.SimpleString, cst.ConcatenatedString)):
-            value = expr.value.evaluated_value
-            if isinstance(value, str):
-                return inspect.cleandoc(value), statements[1:]
-    return "", statements
+def _docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef) -> tuple[str, list[ast.stmt]]:
+    doc = ast.get_docstring(node, clean=True)
+    return (doc, list(node.body[1:])) if doc is not None else ("", list(node.body))
 
 
-def _decorator_name(decorator: cst.Decorator) -> tuple[str, cst.Call | None]:
-    node = decorator.decorator
-    call = node if isinstance(node, cst.Call) else None
-    target = call.func if call else node
-    if isinstance(target, cst.Name):
-        return target.value, call
-    if isinstance(target, cst.Attribute) and isinstance(target.attr, cst.Name):
-        return target.attr.value, call
+def _decorator_name(decorator: ast.AST) -> tuple[str, ast.Call | None]:
+    call = decorator if isinstance(decorator, ast.Call) else None
+    target = call.func if call else decorator
+    if isinstance(target, ast.Name):
+        return target.id, call
+    if isinstance(target, ast.Attribute):
+        return target.attr, call
     return "", call
 
 
-class _NestedClassFinder(cst.CSTVisitor):
+def _nested_classes(tree: ast.Module) -> list[tuple[ast.ClassDef, str]]:
     """Classes anywhere but at module level (inside a function, a class or a statement)."""
+    found = []
 
-    def __init__(self) -> None:
-        self.stack: list[str] = []
-        self.found: list[tuple[cst.ClassDef, str]] = []
+    def walk(node: ast.AST, inside: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                if inside:
+                    found.append((child, inside))
+                walk(child, "class")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                walk(child, "function")
+            elif isinstance(child, ast.stmt) and inside is None:
+                walk(child, "statement")
+            else:
+                walk(child, inside)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.stack.append("function")
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.stack.pop()
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        if self.stack:
-            self.found.append((node, self.stack[-1]))
-        self.stack.append("class")
-
-    def leave_ClassDef(self, node: cst.ClassDef) -> None:
-        self.stack.pop()
-
-    def visit_If(self, node: cst.If) -> None:
-        self.stack.append("statement")
-
-    def leave_If(self, node: cst.If) -> None:
-        self.stack.pop()
+    walk(tree, None)
+    return found
 
 
 # ----------------------------------------------------------------------------- the spec being built
@@ -220,9 +228,9 @@ class _Reader:
         self.file = file
         self.errors = file.errors
         self.doc = ""
-        self.top: dict[str, cst.CSTNode] = {}
+        self.top: dict[str, ast.AST] = {}
         self.top_locations: dict[str, Location] = {}
-        self.functions: list[tuple[FunctionDecl, cst.FunctionDef]] = []
+        self.functions: list[tuple[FunctionDecl, ast.FunctionDef]] = []
         self.classes: list[ClassInfo] = []
         self.config: list[ConfigDecl] = []
 
@@ -230,173 +238,165 @@ class _Reader:
 
     def read(self) -> None:
         file = self.file
-        finder = _NestedClassFinder()
-        file.module.visit(finder)
-        for node, where in finder.found:
-            inside = {"function": "inside a function", "class": "inside another class", "statement": "inside an if"}[where]
-            self.errors.error(file.loc(node.name), f"class '{node.name.value}' is defined {inside}",
+        for node, where in _nested_classes(file.tree):
+            inside = {"function": "inside a function", "class": "inside another class",
+                      "statement": "inside a statement"}[where]
+            self.errors.error(file.name_loc(node), f"class '{node.name}' is defined {inside}",
                               "omgen reads only module-level classes (it never runs the file): move it to the top level")
-        body = list(file.module.body)
-        doc, rest = _docstring(file.module) if body else ("", [])
-        self.doc = doc
-        for statement in rest:
-            if isinstance(statement, cst.ClassDef):
+        self.doc, statements = _docstring(file.tree)
+        for statement in statements:
+            if isinstance(statement, ast.ClassDef):
                 self._class(statement)
-            elif isinstance(statement, cst.FunctionDef):
+            elif isinstance(statement, ast.FunctionDef):
                 self._function(statement)
-            elif isinstance(statement, cst.SimpleStatementLine):
-                for small in statement.body:
-                    self._small_statement(small)
+            elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+                self._import(statement)
+            elif isinstance(statement, ast.Assign):
+                self._assign(statement)
+            elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and \
+                    isinstance(statement.value.func, ast.Name) and statement.value.func.id in DYNAMIC_BUILTINS:
+                self.errors.error(file.loc(statement), f"{statement.value.func.id}() at module level changes classes "
+                                  "at run time and cannot be resolved statically",
+                                  "define methods with `def` inside the class")
+            elif isinstance(statement, ast.AnnAssign):
+                self.errors.error(file.loc(statement), "config values are annotated attributes of a class, not "
+                                  "module-level", "move it into a class: `threshold: float = 0.5`")
+            elif isinstance(statement, (ast.Expr, ast.Pass)) and not isinstance(getattr(statement, "value", None), ast.Call):
+                continue  # a string or `...`: nothing to run
             else:
                 self.errors.error(file.loc(statement), "only imports, classes, functions and the assignments "
                                   f"{', '.join(TOP_NAMES)} may appear at module level",
                                   "the spec is read, never run: module-level code cannot be followed")
 
-    def _small_statement(self, small: cst.BaseSmallStatement) -> None:
+    def _assign(self, node: ast.Assign) -> None:
         file = self.file
-        if isinstance(small, (cst.Import, cst.ImportFrom)):
-            self._import(small)
-        elif isinstance(small, cst.Assign):
-            target = small.targets[0].target
-            if len(small.targets) == 1 and isinstance(target, cst.Name):
-                name = target.value
-                if name not in TOP_NAMES:
-                    self.errors.error(file.loc(target), f"unknown module-level name '{name}'",
-                                      did_you_mean(name, TOP_NAMES) or f"expected one of: {', '.join(TOP_NAMES)}")
-                elif name in self.top:
-                    self.errors.error(file.loc(target), f"'{name}' is assigned twice",
-                                      f"first at line {self.top_locations[name].line}")
-                else:
-                    self.top[name] = small.value
-                    self.top_locations[name] = file.loc(target)
-            elif any(isinstance(t.target, cst.Attribute) for t in small.targets):
-                self.errors.error(file.loc(small), "a method or value assigned at run time "
-                                  f"('{file.code(target).strip()} = ...') cannot be resolved statically",
-                                  "define it with `def` inside the class (config: an annotated class attribute)")
+        target = node.targets[0]
+        if len(node.targets) == 1 and isinstance(target, ast.Name):
+            name = target.id
+            if name not in TOP_NAMES:
+                self.errors.error(file.loc(target), f"unknown module-level name '{name}'",
+                                  did_you_mean(name, TOP_NAMES) or f"expected one of: {', '.join(TOP_NAMES)}")
+            elif name in self.top:
+                self.errors.error(file.loc(target), f"'{name}' is assigned twice",
+                                  f"first at line {self.top_locations[name].line}")
             else:
-                self.errors.error(file.loc(small), "unsupported assignment at module level",
-                                  f"module-level assignments are {', '.join(TOP_NAMES)}")
-        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and isinstance(small.value.func, cst.Name) \
-                and small.value.func.value in DYNAMIC_BUILTINS:
-            self.errors.error(file.loc(small), f"{small.value.func.value}() at module level changes classes at run "
-                              "time and cannot be resolved statically", "define methods with `def` inside the class")
-        elif isinstance(small, cst.AnnAssign):
-            self.errors.error(file.loc(small), "config values are annotated attributes of a class, not module-level",
-                              "move it into a class: `threshold: float = 0.5`")
+                self.top[name] = node.value
+                self.top_locations[name] = file.loc(target)
+        elif any(isinstance(t, ast.Attribute) for t in node.targets):
+            self.errors.error(file.loc(node), "a method or value assigned at run time "
+                              f"('{file.code(target)} = ...') cannot be resolved statically",
+                              "define it with `def` inside the class (config: an annotated class attribute)")
         else:
-            self.errors.error(file.loc(small), "unsupported statement at module level",
-                              f"expected imports, classes, functions and {', '.join(TOP_NAMES)}")
+            self.errors.error(file.loc(node), "unsupported assignment at module level",
+                              f"module-level assignments are {', '.join(TOP_NAMES)}")
 
-    def _import(self, node: cst.Import | cst.ImportFrom) -> None:
-        file = self.file
-        if isinstance(node, cst.Import):
+    def _import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
             for alias in node.names:
-                module = file.code(alias.name).strip()
-                bound = alias.asname.name.value if alias.asname else module.split(".")[0]  # type: ignore[union-attr]
-                if module not in ALLOWED_IMPORTS or bound not in ALLOWED_IMPORTS[module]:
-                    self._bad_import(alias, module)
+                bound = alias.asname or alias.name.split(".")[0]
+                if alias.name not in ALLOWED_IMPORTS or bound not in ALLOWED_IMPORTS[alias.name]:
+                    self._bad_import(alias, alias.name)
             return
-        module = ("." * len(node.relative)) + (file.code(node.module).strip() if node.module else "")
-        if isinstance(node.names, cst.ImportStar):
-            self.errors.error(file.loc(node), f"'from {module} import *' is not supported", "import names explicitly")
-            return
+        module = "." * node.level + (node.module or "")
         for alias in node.names:
-            name = file.code(alias.name).strip()
-            bound = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
-            if module not in ALLOWED_IMPORTS or name not in ALLOWED_IMPORTS[module] or bound != name:
-                if module == "torch.nn" and name == "functional" and bound == "F":
-                    continue
-                self._bad_import(alias, f"{module}.{name}")
+            if alias.name == "*":
+                self.errors.error(self.file.loc(node), f"'from {module} import *' is not supported",
+                                  "import names explicitly")
+                continue
+            bound = alias.asname or alias.name
+            if module == "torch.nn" and alias.name == "functional" and bound == "F":
+                continue
+            if module not in ALLOWED_IMPORTS or alias.name not in ALLOWED_IMPORTS[module] or bound != alias.name:
+                self._bad_import(alias, f"{module}.{alias.name}")
 
-    def _bad_import(self, node: cst.CSTNode, what: str) -> None:
+    def _bad_import(self, node: ast.AST, what: str) -> None:
         self.errors.error(self.file.loc(node), f"import of '{what}' is not supported",
                           "bodies may use torch, F (torch.nn.functional), math and typing names; "
                           "specs import OutputMath from omgen and mixin/no_cache/term from omgen.markers")
 
-    def _function(self, node: cst.FunctionDef) -> None:
+    def _function(self, node: ast.FunctionDef) -> None:
         """A module-level def: a pure function (FunctionDecl)."""
         file = self.file
-        name = node.name.value
-        if node.decorators:
-            self.errors.error(file.loc(node.decorators[0]), f"function '{name}' has a decorator",
+        name = node.name
+        if node.decorator_list:
+            self.errors.error(file.decorator_loc(node.decorator_list[0]), f"function '{name}' has a decorator",
                               "module-level functions are plain pure functions")
         params = self._params(node, name, method=False)
         returns = file.type_of(node.returns, f"return type of '{name}'")
         if node.returns is None:
-            self.errors.error(file.loc(node.name), f"function '{name}' needs a return annotation", "e.g. -> Tensor")
-        doc, statements = _docstring(node.body)
+            self.errors.error(file.name_loc(node), f"function '{name}' needs a return annotation", "e.g. -> Tensor")
+        doc, statements = _docstring(node)
         text, text_map = self._body_text(node, statements, name)
         if params is None or returns is None or text is None:
             return
         code = Code(text, Location(file.display, text_map[0][0], 0), text_map[0][1], line_map=text_map)
         self.functions.append((FunctionDecl(name, tuple((p.name, p.type) for p in params), returns, doc, code,
-                                            file.loc(node.name)), node))
+                                            file.name_loc(node)), node))
 
-    def _params(self, node: cst.FunctionDef, where: str, method: bool) -> list[Param] | None:
+    def _params(self, node: ast.FunctionDef, where: str, method: bool) -> list[Param] | None:
         file = self.file
-        params = node.params
-        bad = [p for p in (params.star_arg, params.star_kwarg) if isinstance(p, cst.Param)]
-        bad += list(params.kwonly_params) + list(params.posonly_params)
+        args = node.args
+        bad = [a for a in (args.vararg, args.kwarg) if a is not None] + list(args.kwonlyargs) + list(args.posonlyargs)
         if bad:
             self.errors.error(file.loc(bad[0]), f"'{where}': *args, **kwargs, keyword-only and positional-only "
                               "parameters are not supported", "use plain parameters")
             return None
-        plain = list(params.params)
+        plain = list(args.args)
+        defaults: list[ast.AST | None] = [None] * (len(plain) - len(args.defaults)) + list(args.defaults)
         if method:
-            if not plain or plain[0].name.value != "self":
-                self.errors.error(file.loc(node.name), f"method '{where}' must take self first",
+            if not plain or plain[0].arg != "self":
+                self.errors.error(file.name_loc(node), f"method '{where}' must take self first",
                                   "@staticmethod and @classmethod are not supported")
                 return None
-            plain = plain[1:]
+            plain, defaults = plain[1:], defaults[1:]
         result = []
-        for param in plain:
-            type_name = file.type_of(param.annotation, f"type of parameter '{param.name.value}'") or "Tensor"
-            item = Param(param.name.value, type_name, annotated=param.annotation is not None)
-            if param.default is not None:
-                value = file.literal(param.default, f"default of parameter '{param.name.value}'")
+        for param, default in zip(plain, defaults):
+            type_name = file.type_of(param.annotation, f"type of parameter '{param.arg}'") or "Tensor"
+            item = Param(param.arg, type_name, annotated=param.annotation is not None)
+            if default is not None:
+                value = file.literal(default, f"default of parameter '{param.arg}'")
                 if value is _UNKNOWN:
                     return None
-                item.default, item.default_source = value, file.code(param.default).strip()
+                item.default, item.default_source = value, file.code(default)
             result.append(item)
         return result
 
-    def _body_text(self, node: cst.FunctionDef, statements: list, where: str) -> tuple[str | None, tuple]:
+    def _body_text(self, node: ast.FunctionDef, statements: list[ast.stmt], where: str) -> tuple[str | None, tuple]:
         """The body (without docstring) as dedented text, with the file line and column shift of each line."""
         file = self.file
         if not statements:
-            self.errors.error(file.loc(node.name), f"'{where}' has no body besides its docstring", "end it with return")
+            self.errors.error(file.name_loc(node), f"'{where}' has no body besides its docstring", "end it with return")
             return None, ()
-        if isinstance(node.body, cst.SimpleStatementSuite):
-            start = file.positions[statements[0]].start
+        first = statements[0]
+        if first.lineno == node.lineno:  # def f(self): return x
             text = "".join(file.code(s).strip() + "\n" for s in statements)
-            return text, tuple((start.line, start.column) for _ in statements)
-        first = file.positions[statements[0]].start
-        last = file.positions[node].end.line
-        indent = first.column
+            col = file.column(first.lineno, first.col_offset)
+            return text, tuple((first.lineno, col) for _ in statements)
+        indent = file.column(first.lineno, first.col_offset)
         lines = []
-        for line in file.lines[first.line - 1:last]:
+        for line in file.lines[first.lineno - 1:node.end_lineno]:
             strip = len(line) - len(line.lstrip(" "))
             lines.append(line[min(strip, indent):])
         while lines and not lines[-1].strip():
             lines.pop()
         text = "\n".join(lines) + "\n"
-        return text, tuple((first.line + i, indent) for i in range(len(lines)))
+        return text, tuple((first.lineno + i, indent) for i in range(len(lines)))
 
     # ---- classes
 
-    def _class(self, node: cst.ClassDef) -> None:
+    def _class(self, node: ast.ClassDef) -> None:
         file = self.file
-        class_name = node.name.value
+        class_name = node.name
         kind, name = "block", class_name
-        for decorator in node.decorators:
+        for decorator in node.decorator_list:
             decorator_name, call = _decorator_name(decorator)
             if decorator_name != "mixin":
-                self.errors.error(file.loc(decorator), f"unknown class decorator on '{class_name}'",
+                self.errors.error(file.decorator_loc(decorator), f"unknown class decorator on '{class_name}'",
                                   "the only class decorator is @mixin or @mixin(\"name\")")
                 continue
             kind = "mixin"
             if call is not None and call.args:
-                value = file.string(call.args[0].value, "the mixin name")
+                value = file.string(call.args[0], "the mixin name")
                 if value is not None and not MIXIN_NAME.match(value):
                     self.errors.error(file.loc(call.args[0]), f"'{value}' is not a valid mixin name",
                                       "letters, digits, '_' and '-'")
@@ -405,140 +405,143 @@ class _Reader:
         if node.keywords:
             self.errors.error(file.loc(node.keywords[0]), f"class '{class_name}': metaclass and class keywords are "
                               "not supported", "derive from omgen.OutputMath and the spec's own classes only")
-        bases: list[tuple[str, cst.CSTNode]] = []
+        bases: list[tuple[str, ast.AST]] = []
         marked = False
-        for arg in node.bases:
-            text = file.code(arg.value).strip()
+        for base in node.bases:
+            text = ast.unparse(base)
             if text in (MARKER_BASE, f"omgen.{MARKER_BASE}"):
                 marked = True
-            elif isinstance(arg.value, cst.Name):
-                bases.append((arg.value.value, arg.value))
+            elif isinstance(base, ast.Name):
+                bases.append((base.id, base))
             else:
-                self.errors.error(file.loc(arg), f"base '{text}' of class '{class_name}' cannot be resolved statically",
+                self.errors.error(file.loc(base), f"base '{text}' of class '{class_name}' cannot be resolved statically",
                                   "bases are omgen.OutputMath or classes of this spec, by name")
-        doc, statements = _docstring(node.body)
-        info = ClassInfo(name, class_name, kind, bases, doc, file.loc(node.name), node=node)
+        doc, statements = _docstring(node)
+        info = ClassInfo(name, class_name, kind, bases, doc, file.name_loc(node))
         config_before = len(self.config)
         if not bases and not marked:
-            self.errors.error(file.loc(node.name), f"class '{class_name}' does not derive from omgen.OutputMath",
+            self.errors.error(file.name_loc(node), f"class '{class_name}' does not derive from omgen.OutputMath",
                               f"write class {class_name}(OutputMath)")
         for index, statement in enumerate(statements):
-            if isinstance(statement, cst.FunctionDef):
+            following = statements[index + 1] if index + 1 < len(statements) else None
+            if isinstance(statement, ast.FunctionDef):
                 method = self._method(info, statement)
                 if method:
                     if any(m.name == method.name for m in info.methods):
                         self.errors.error(method.location, f"method '{method.name}' is defined twice in '{class_name}'")
                     info.methods.append(method)
-            elif isinstance(statement, cst.SimpleStatementLine):
-                for small in statement.body:
-                    following = statements[index + 1] if index + 1 < len(statements) else None
-                    self._class_statement(info, small, following)
             else:
-                self.errors.error(file.loc(statement), f"unsupported statement in class '{class_name}'",
-                                  "a class holds methods (terms, helpers) and annotated config attributes")
+                self._class_statement(info, statement, following)
         config_classes = {c.class_name for c in self.classes if c.kind == "config"}
         if kind == "block" and not info.methods and len(self.config) > config_before and \
                 all(base in config_classes for base, _ in bases):
             info.kind = "config"  # only config values: a common base of the blocks, not a block itself
         self.classes.append(info)
 
-    def _class_statement(self, info: ClassInfo, small: cst.BaseSmallStatement, following: cst.CSTNode | None) -> None:
+    def _class_statement(self, info: ClassInfo, statement: ast.stmt, following: ast.stmt | None) -> None:
         file = self.file
-        if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-            name = small.target.value
-            type_name = file.type_of(small.annotation, f"type of config '{name}'")
-            if small.value is None:
-                self.errors.error(file.loc(small.target), f"config '{name}' needs a default",
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            name = statement.target.id
+            type_name = file.type_of(statement.annotation, f"type of config '{name}'")
+            if statement.value is None:
+                self.errors.error(file.loc(statement.target), f"config '{name}' needs a default",
                                   f"e.g. {name}: float = 0.5")
                 return
             if type_name is None:
                 return
             if type_name not in CONFIG_TYPES:
-                self.errors.error(file.loc(small.annotation.annotation), f"config '{name}' has type {type_name}",
+                self.errors.error(file.loc(statement.annotation), f"config '{name}' has type {type_name}",
                                   f"config types are {', '.join(CONFIG_TYPES)}")
                 return
-            value = file.literal(small.value, f"default of config '{name}'")
+            value = file.literal(statement.value, f"default of config '{name}'")
             if value is _UNKNOWN:
                 return
             if not python_value_matches(type_name, value):
-                self.errors.error(file.loc(small.value), f"default of config '{name}' is {value!r}, not a {type_name}")
+                self.errors.error(file.loc(statement.value), f"default of config '{name}' is {value!r}, "
+                                  f"not a {type_name}")
                 return
             doc = ""
-            if isinstance(following, cst.SimpleStatementLine) and len(following.body) == 1 and \
-                    isinstance(following.body[0], cst.Expr) and isinstance(following.body[0].value, cst.SimpleString):
-                doc = inspect.cleandoc(str(following.body[0].value.evaluated_value))
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant) and \
+                    isinstance(following.value.value, str):
+                doc = inspect.cleandoc(following.value.value)
             self.config.append(ConfigDecl(name, type_name, coerce_config_value(type_name, value), doc,
-                                          file.loc(small.target)))
-        elif isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString)):
+                                          file.loc(statement.target)))
+        elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and \
+                isinstance(statement.value.value, str):
             pass  # a config attribute's docstring
-        elif isinstance(small, cst.Pass):
+        elif isinstance(statement, ast.Pass) or (isinstance(statement, ast.Expr) and
+                                                 isinstance(statement.value, ast.Constant) and
+                                                 statement.value.value is Ellipsis):
             pass
-        elif isinstance(small, cst.Assign):
-            target = file.code(small.targets[0].target).strip()
-            if isinstance(small.value, (cst.Name, cst.Attribute, cst.Call, cst.Lambda)):
-                self.errors.error(file.loc(small), f"'{target} = {file.code(small.value).strip()}' in class "
+        elif isinstance(statement, ast.Assign):
+            target = file.code(statement.targets[0])
+            if isinstance(statement.value, (ast.Name, ast.Attribute, ast.Call, ast.Lambda)):
+                self.errors.error(file.loc(statement), f"'{target} = {file.code(statement.value)}' in class "
                                   f"'{info.class_name}' assigns a method at run time, which cannot be resolved statically",
                                   f"define it with def: def {target}(self): return ...")
             else:
-                self.errors.error(file.loc(small), f"class attribute '{target}' has no type annotation",
+                self.errors.error(file.loc(statement), f"class attribute '{target}' has no type annotation",
                                   f"config values are annotated: {target}: float = ...")
         else:
-            self.errors.error(file.loc(small), f"unsupported statement in class '{info.class_name}'",
+            self.errors.error(file.loc(statement), f"unsupported statement in class '{info.class_name}'",
                               "a class holds methods (terms, helpers) and annotated config attributes")
 
-    def _method(self, info: ClassInfo, node: cst.FunctionDef) -> Method | None:
+    def _method(self, info: ClassInfo, node: ast.FunctionDef) -> Method | None:
         file = self.file
-        name = node.name.value
+        name = node.name
         where = f"{info.class_name}.{name}"
         if name.startswith("__") and name.endswith("__"):
-            self.errors.error(file.loc(node.name), f"special method '{where}' is not supported",
+            self.errors.error(file.name_loc(node), f"special method '{where}' is not supported",
                               "inputs are declared in the module-level `inputs` mapping, config as annotated "
                               "class attributes; terms are plain methods")
             return None
         is_helper = name.startswith("_")
         shape = math = None
         is_new = False
-        for decorator in node.decorators:
+        for decorator in node.decorator_list:
             decorator_name, call = _decorator_name(decorator)
             if decorator_name == "no_cache":
-                if call is not None and call.args:
-                    self.errors.error(file.loc(decorator), "@no_cache with a condition is decided at run time",
-                                      "use @no_cache without arguments (always a helper)")
+                if call is not None and (call.args or call.keywords):
+                    self.errors.error(file.decorator_loc(decorator), "@no_cache with a condition is decided at run "
+                                      "time", "use @no_cache without arguments (always a helper)")
                 is_helper = True
             elif decorator_name == "term":
-                for arg in (call.args if call else ()):
-                    key = arg.keyword.value if arg.keyword else None
+                for arg in call.args if call else ():
+                    self.errors.error(file.loc(arg), "@term takes keyword arguments: shape=, math=, new=")
+                for keyword_ in call.keywords if call else ():
+                    key, value_node = keyword_.arg, keyword_.value
                     if key == "shape":
-                        value = file.literal(arg.value, "shape")
+                        value = file.literal(value_node, "shape")
                         if value is not _UNKNOWN and (not isinstance(value, (list, tuple)) or not all(
                                 isinstance(d, int) and not isinstance(d, bool) or isinstance(d, str) and IDENTIFIER.match(d)
                                 for d in value)):
-                            self.errors.error(file.loc(arg.value), "shape must be a list of sizes and names",
+                            self.errors.error(file.loc(value_node), "shape must be a list of sizes and names",
                                               "e.g. shape=['N', 1, 'H', 'W']")
                         elif value is not _UNKNOWN:
                             shape = tuple(value)
                     elif key == "math":
-                        math = file.string(arg.value, "math")
+                        math = file.string(value_node, "math")
                     elif key == "new":
-                        value = file.literal(arg.value, "new")
+                        value = file.literal(value_node, "new")
                         is_new = bool(value) if value is not _UNKNOWN else False
                         if info.kind != "mixin":
-                            self.errors.error(file.loc(arg), "new=True is only for mixin terms (a block term is always new)")
+                            self.errors.error(file.loc(keyword_), "new=True is only for mixin terms (a block term is "
+                                              "always new)")
                     else:
-                        self.errors.error(file.loc(arg), "@term takes shape=, math= and new=",
+                        self.errors.error(file.loc(keyword_), "@term takes shape=, math= and new=",
                                           did_you_mean(key or "", ("shape", "math", "new")))
             else:
                 hint = "a term is a plain method: self.x() calls it" if decorator_name == "property" else \
                     "method decorators are @term(...) and @no_cache"
-                self.errors.error(file.loc(decorator), f"unsupported decorator @{decorator_name or '...'} on '{where}'",
-                                  hint)
+                self.errors.error(file.decorator_loc(decorator), f"unsupported decorator @{decorator_name or '...'} "
+                                  f"on '{where}'", hint)
         params = self._params(node, where, method=True)
         returns = file.type_of(node.returns, f"return type of '{where}'")
-        doc, statements = _docstring(node.body)
+        doc, statements = _docstring(node)
         text, text_map = self._body_text(node, statements, where)
         if params is None or text is None:
             return None
-        return Method(info, name, node, file.loc(node.name), params, returns, doc, is_helper, shape, math, is_new,
+        return Method(info, name, node, file.name_loc(node), params, returns, doc, is_helper, shape, math, is_new,
                       text, text_map)
 
 
@@ -1019,7 +1022,7 @@ class _Builder:
 
     # -- helpers
 
-    def helper_extras(self, function: str, call: cst.CSTNode, to_location) -> tuple[str, ...]:
+    def helper_extras(self, function: str, call: Any, to_location) -> tuple[str, ...]:
         """Terms, inputs and config the helper reads (passed after its own arguments)."""
         if function in self.helper_extra_names:
             return self.helper_extra_names[function]
@@ -1285,7 +1288,7 @@ class _Builder:
 
     # -- module-level literals
 
-    def _inputs(self, node: cst.CSTNode | None) -> dict[str, InputDecl]:
+    def _inputs(self, node: ast.AST | None) -> dict[str, InputDecl]:
         file, errors = self.file, self.errors
         result: dict[str, InputDecl] = {}
         for name, key, value in (file.dict_items(node, "inputs") if node is not None else []):
@@ -1328,20 +1331,19 @@ class _Builder:
             result[name] = InputDecl(name, type_name, shape, dtype or "any", role or "other", doc, location)
         return result
 
-    def _class_list(self, node: cst.CSTNode, what: str, kind: str | None) -> tuple[str, ...]:
+    def _class_list(self, node: ast.AST, what: str, kind: str | None) -> tuple[str, ...]:
         """A list of classes (by name; a mixin also by its string name)."""
         file, errors = self.file, self.errors
-        if not isinstance(node, (cst.List, cst.Tuple)):
+        if not isinstance(node, (ast.List, ast.Tuple)):
             errors.error(file.loc(node), f"{what} must be a list of classes")
             return ()
         by_block_name = {c.name: c for c in self.r.classes}
         result = []
-        for element in node.elements:
-            value = element.value
+        for value in node.elts:
             info = None
-            if isinstance(value, cst.Name):
-                info = self.by_class.get(value.value)
-                label = value.value
+            if isinstance(value, ast.Name):
+                info = self.by_class.get(value.id)
+                label = value.id
             else:
                 label = file.string(value, f"an entry of {what}") or ""
                 info = by_block_name.get(label)
@@ -1366,7 +1368,7 @@ class _Builder:
             result.append(info.name)
         return tuple(result)
 
-    def _variants(self, node: cst.CSTNode | None) -> tuple[VariantDecl, ...]:
+    def _variants(self, node: ast.AST | None) -> tuple[VariantDecl, ...]:
         file, errors = self.file, self.errors
         if node is None:
             return (VariantDecl("base", (), (), "", Location(file.display, 1, 1)),)
@@ -1376,7 +1378,7 @@ class _Builder:
             if not MIXIN_NAME.match(name):
                 errors.error(location, f"variant name '{name}' must be letters, digits, '_' or '-'")
                 continue
-            if isinstance(value, (cst.List, cst.Tuple)):
+            if isinstance(value, (ast.List, ast.Tuple)):
                 variants.append(VariantDecl(name, self._class_list(value, f"mixins of variant '{name}'", "mixin"), (),
                                             "", location))
                 continue
@@ -1397,7 +1399,7 @@ class _Builder:
             variants.append(VariantDecl(name, mixins, tuple(overrides), doc, location))
         return tuple(variants)
 
-    def _entrypoints(self, node: cst.CSTNode | None) -> tuple[EntrypointDecl, ...]:
+    def _entrypoints(self, node: ast.AST | None) -> tuple[EntrypointDecl, ...]:
         file, errors = self.file, self.errors
         if node is None:
             errors.error(Location(file.display, 1, 1), "missing `entrypoints = {...}` (which terms each module returns)")
@@ -1409,23 +1411,23 @@ class _Builder:
                 errors.error(location, f"entrypoint name '{name}' must be a Python identifier")
                 continue
             doc = ""
-            if isinstance(value, cst.Dict):
+            if isinstance(value, ast.Dict):
                 fields = {k: (kn, v) for k, kn, v in file.dict_items(value, f"entrypoint '{name}'")}
                 for field, (kn, _) in fields.items():
                     if field not in ENTRYPOINT_KEYS:
                         errors.error(file.loc(kn), f"unknown key '{field}' in entrypoint '{name}'",
                                      did_you_mean(field, ENTRYPOINT_KEYS))
                 doc = (file.string(fields["doc"][1], "doc") or "") if "doc" in fields else ""
-                value = fields["outputs"][1] if "outputs" in fields else cst.List([])
+                value = fields["outputs"][1] if "outputs" in fields else ast.List([])
             outputs = []
-            if not isinstance(value, (cst.List, cst.Tuple)):
+            if not isinstance(value, (ast.List, ast.Tuple)):
                 errors.error(file.loc(value), f"outputs of entrypoint '{name}' must be a list of term names")
-                value = cst.List([])
-            for element in value.elements:
-                text = file.string(element.value, f"an output of entrypoint '{name}'")
+                value = ast.List([])
+            for element in value.elts:  # type: ignore[attr-defined]
+                text = file.string(element, f"an output of entrypoint '{name}'")
                 if text is None:
                     continue
-                output = self._output_term(text, file.loc(element.value))
+                output = self._output_term(text, file.loc(element))
                 if output and output not in outputs:
                     outputs.append(output)
             if not outputs:
@@ -1466,17 +1468,12 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecErrors.single(Location(display), f"cannot read spec file '{display}': {exc.strerror}") from None
+    errors = ErrorCollector()
     try:
-        ast.parse(text, filename=display)  # Python's own syntax messages and positions (parsing runs nothing)
+        file = _File(path, display, text, errors)  # Python's ast: positions and syntax errors; parsing runs nothing
     except SyntaxError as exc:
         raise SpecErrors.single(Location(display, exc.lineno or 1, exc.offset or 1),
                                 f"syntax error: {exc.msg}") from None
-    errors = ErrorCollector()
-    try:
-        file = _File(path, display, text, errors)
-    except cst.ParserSyntaxError as exc:
-        raise SpecErrors.single(Location(display, exc.raw_line, exc.raw_column + 1),
-                                f"syntax error: {exc.message.splitlines()[0] if exc.message else 'invalid syntax'}") from None
     reader = _Reader(file)
     reader.read()
     errors.raise_if_any()
