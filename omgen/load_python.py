@@ -1,4 +1,4 @@
-"""Python frontend: ModulOM-style classes → `Spec`, parsed with libcst, never imported or run.
+"""Python frontend: ModulOM-style classes → `Spec`, read with Python's ast and libcst, never imported or run.
 
 A spec file holds classes deriving from `omgen.OutputMath`. Methods are
 terms, `self.term()` is a dependency, `super().term()` the overridden
@@ -10,6 +10,9 @@ specialised into terms of their own. Each method body is rewritten into the
 canonical body form of the YAML frontend (terms, inputs and config as bare
 names, `super()` for the overridden definition), keeping a map from body
 lines to file lines so that every later error points at the .py file.
+The file's structure, positions and literals come from Python's `ast`
+(fast, nothing runs); each method body is rewritten with libcst, which
+keeps its formatting.
 See docs/python-frontend.md.
 """
 from __future__ import annotations

@@ -205,14 +205,22 @@ def test_convert_yaml_to_python_compiles_identically(tmp_path, capsys):
     assert '@mixin("oracle-heat")\nclass OracleHeat(Config):' in text
 
 
-def test_convert_panoptic_yaml_to_python_and_back(tmp_path):
-    py = tmp_path / "panoptic.py"
-    lines = list(convert(PANOPTIC_YAML, py))
+YAML_SPECS = sorted((ROOT / "specs").glob("*.yaml"))  # specs/common/*.yaml are included by these
+
+
+@pytest.mark.parametrize("spec", YAML_SPECS, ids=lambda p: p.name)
+def test_convert_yaml_specs_to_python_and_back(spec, tmp_path):
+    py = tmp_path / f"{spec.stem}.py"
+    lines = list(convert(spec, py))
     assert len(lines) == 1
-    assert_same_generated(PANOPTIC_YAML, py)
-    back = tmp_path / "panoptic.yaml"
+    assert_same_generated(spec, py)
+    back = tmp_path / f"{spec.stem}.yaml"
     list(convert(py, back))
-    assert_same_generated(PANOPTIC_YAML, back)
+    assert_same_generated(spec, back)
+
+
+def test_panoptic_is_among_the_converted_specs():
+    assert PANOPTIC_YAML in YAML_SPECS
 
 
 def test_convert_python_with_modes_to_yaml(tmp_path):
