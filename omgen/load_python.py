@@ -726,7 +726,7 @@ class _Rewriter(cst.CSTTransformer):
         name = original.attr.value
         kind = self.b.member_kind(name)
         if kind in ("config", "input"):
-            return cst.Name(name)
+            return self._bare(original, name, kind)
         if kind == "term":
             self.error(original, f"term '{name}' is a method: call it, self.{name}()")
         elif kind == "helper":
@@ -750,6 +750,14 @@ class _Rewriter(cst.CSTTransformer):
         if isinstance(func.value, cst.Name) and func.value.value == "self":
             return self._self_call(original, updated)
         return updated
+
+    def _bare(self, original: cst.CSTNode, name: str, kind: str) -> cst.Name:
+        """The bare name of a term, input or config value; a local or parameter of that name would hide it."""
+        if name in self.stores or name in self.unit.method.params_names:
+            what = "parameter" if name in self.unit.method.params_names else "local"
+            self.error(original, f"{what} '{name}' of '{self.unit.method.name}' has the name of the {kind} it reads "
+                       f"through self", f"rename the {what}: generated code reads the {kind} as '{name}'")
+        return cst.Name(name)
 
     def _super_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         unit = self.unit
@@ -808,7 +816,7 @@ class _Rewriter(cst.CSTTransformer):
         if kind == "term":
             values = self._literal_args(updated, method)
             if values is not None:
-                return cst.Name(self.b.request_term(name, values))
+                return self._bare(original, self.b.request_term(name, values), "term")
             if not updated.args:
                 missing = [p.name for p in method.params if p.default is _UNKNOWN]
                 self.error(original, f"self.{name}() needs its mode argument(s) {', '.join(missing)}",

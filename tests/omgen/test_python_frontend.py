@@ -295,6 +295,12 @@ BAD = {
     "config_class_in_compose": ("    def y(self):\n        return self.x\n\n\nclass C(OutputMath):\n"
                                 "    limit: int = 3\n\n\ncompose = [A, C]\n",
                                 "spec.py:19:15: error: compose lists 'C', a config class (only config values)"),
+    "helper_parameter_hides_term": ("    def y(self):\n        return self._h(self.x)\n\n"
+                                    "    def _h(self, y: Tensor) -> Tensor:\n        return y * self.y()\n",
+                                    "spec.py:15:20: error: parameter 'y' of '_h' has the name of the term it reads "
+                                    "through self"),
+    "local_hides_config": ("    def y(self):\n        threshold = 2.0\n        return self.x * self.threshold\n",
+                           "spec.py:13:25: error: local 'threshold' of 'y' has the name of the config it reads"),
     "mode_missing": ("    def y(self):\n        return self.s()\n\n    def s(self, mode: str) -> Tensor:\n"
                      "        return self.x\n",
                      "spec.py:12:16: error: self.s() needs its mode argument(s) mode"),
