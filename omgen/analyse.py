@@ -6,17 +6,17 @@ collected for the whole variant and raised together.
 """
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import functools
+import heapq
 from typing import Iterable, Mapping
 
 import libcst as cst
 import networkx as nx
 
 from .bodies import BodyNames, read_body
-from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
-from .model import Code, FunctionDecl, Spec, TermDef
+from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
+from .model import Spec, TermDef
 from .resolve import ResolvedOM, ResolvedTerm
 
 ALLOWED_GLOBALS = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional"})
@@ -59,8 +59,7 @@ class TermGraph:
     """The term DAG of one variant: terms, their dependencies, and queries over them."""
 
     om: ResolvedOM
-    terms: tuple[AnalysedTerm, ...]  # in a deterministic topological order
-    warnings: tuple[Diagnostic, ...]
+    terms: tuple[AnalysedTerm, ...]  # in a deterministic topological order (declaration order breaks ties)
 
     @property
     def spec(self) -> Spec:
@@ -73,10 +72,8 @@ class TermGraph:
     @functools.cached_property
     def _graph(self) -> nx.DiGraph:
         graph = nx.DiGraph()
-        for term in self.terms:
-            graph.add_node(term.name)
-            for param in term.params:
-                graph.add_edge(param, term.name)
+        graph.add_nodes_from(term.name for term in self.terms)
+        graph.add_edges_from((param, term.name) for term in self.terms for param in term.params)
         return graph
 
     @functools.cached_property
@@ -90,14 +87,40 @@ class TermGraph:
     def dependents(self, name: str) -> tuple[str, ...]:
         return tuple(sorted(self._graph.successors(name), key=self._order.__getitem__))
 
+    @functools.cached_property
+    def _topological(self) -> Mapping[str, int]:
+        """Position of every input and term in one topological order: inputs first, then `terms`."""
+        names = [i.name for i in self.spec.inputs] + [t.name for t in self.terms]
+        return {name: position for position, name in enumerate(names)}
+
+    @functools.cached_property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """A warning for each term that no entrypoint needs (Session still reaches it)."""
+        used: set[str] = set()
+        for entrypoint in self.spec.entrypoints:
+            used |= set(self.needed_for(entrypoint.outputs))
+        return tuple(Diagnostic(t.term.winner.location, f"term '{t.name}' is not needed by any entrypoint of "
+                                f"variant '{self.om.variant.name}'", "it is still reachable through Session", "warning")
+                     for t in self.terms if t.name not in used)
+
+    @functools.cached_property
+    def value_types(self) -> Mapping[str, str]:
+        """Declared type of every input and term."""
+        types = {i.name: i.type for i in self.spec.inputs}
+        types.update({t.name: t.term.type for t in self.terms})
+        return types
+
     def needed_for(self, outputs: Iterable[str]) -> tuple[str, ...]:
-        """Terms and inputs the outputs need (outputs included), in a deterministic topological order."""
+        """Terms and inputs the outputs need (outputs included), in the graph's topological order."""
         needed: set[str] = set()
-        for output in outputs:
-            needed.add(output)
-            needed |= nx.ancestors(self._graph, output)
-        sub = self._graph.subgraph(needed)
-        return tuple(nx.lexicographical_topological_sort(sub, key=lambda n: self._order[n]))
+        stack = list(outputs)
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                if name in self.by_name:
+                    stack.extend(self.by_name[name].params)
+        return tuple(sorted(needed, key=self._topological.__getitem__))
 
     def is_input(self, name: str) -> bool:
         return name in self.spec.inputs_by_name
@@ -114,22 +137,37 @@ def analyse(om: ResolvedOM) -> TermGraph:
         if definitions:
             analysed.append(AnalysedTerm(term, definitions))
     errors.raise_if_any()
-    graph = TermGraph(om, tuple(analysed), ())
-    _check_cycles(graph, errors)
+    order = _topological_order(analysed, errors)
     errors.raise_if_any()
-    order = [n for n in graph.needed_for(graph.by_name) if n in graph.by_name]
-    graph = TermGraph(om, tuple(graph.by_name[n] for n in order), ())
+    graph = TermGraph(om, tuple(order))
     _check_entrypoints(graph, errors)
     _check_types(graph, errors)
     errors.raise_if_any()
-    used: set[str] = set()
-    for entrypoint in spec.entrypoints:
-        used |= set(graph.needed_for(entrypoint.outputs))
-    for term in analysed:
-        if term.name not in used:
-            errors.warning(term.term.winner.location, f"term '{term.name}' is not needed by any entrypoint "
-                           f"of variant '{om.variant.name}'", "it is still reachable through Session")
-    return dataclasses.replace(graph, warnings=tuple(errors.warnings))
+    return graph
+
+
+def _topological_order(terms: list[AnalysedTerm], errors: ErrorCollector) -> list[AnalysedTerm]:
+    """Kahn's algorithm, always taking the earliest-declared ready term; a cycle is an error showing all of it."""
+    position = {t.name: i for i, t in enumerate(terms)}
+    waiting = {t.name: sum(1 for p in t.params if p in position) for t in terms}
+    users: dict[str, list[str]] = {}
+    for term in terms:
+        for param in term.params:
+            if param in position:
+                users.setdefault(param, []).append(term.name)
+    ready = [position[name] for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[AnalysedTerm] = []
+    while ready:
+        term = terms[heapq.heappop(ready)]
+        order.append(term)
+        for user in users.get(term.name, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, position[user])
+    if len(order) < len(terms):
+        _report_cycle(terms, errors)
+    return order
 
 
 class _Scope:
@@ -187,7 +225,6 @@ def _analyse_term(term: ResolvedTerm, scope: _Scope, errors: ErrorCollector) -> 
 
 def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names: BodyNames, scope: _Scope,
                      errors: ErrorCollector, below: DefinitionInfo | None) -> DefinitionInfo:
-    code = definition.code
     params: list[str] = []
     config: list[str] = []
     functions: list[str] = []
@@ -219,13 +256,13 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
                           tuple(functions), below.method if below else None)
 
 
-def _check_cycles(graph: TermGraph, errors: ErrorCollector) -> None:
-    try:
-        cycle = nx.find_cycle(graph._graph)
-    except nx.NetworkXNoCycle:
-        return
-    names = [edge[0] for edge in cycle] + [cycle[0][0]]
-    by_name = graph.by_name
+def _report_cycle(terms: list[AnalysedTerm], errors: ErrorCollector) -> None:
+    graph = nx.DiGraph((param, term.name) for term in terms for param in term.params)
+    cycle = [edge[0] for edge in nx.find_cycle(graph)]
+    position = {t.name: i for i, t in enumerate(terms)}
+    start = cycle.index(min(cycle, key=position.__getitem__))  # begin at the earliest-declared term
+    names = cycle[start:] + cycle[:start] + [cycle[start]]
+    by_name = {t.name: t for t in terms}
     first = by_name[names[0]].term.winner.location
 
     def where(name: str) -> str:
@@ -233,7 +270,7 @@ def _check_cycles(graph: TermGraph, errors: ErrorCollector) -> None:
         return f"line {loc.line}" if loc.file == first.file else str(loc)
 
     path = " -> ".join(f"{n} ({where(n)})" for n in names)
-    errors.error(by_name[names[0]].term.winner.location, f"dependency cycle: {path}",
+    errors.error(first, f"dependency cycle: {path}",
                  "a term cannot depend on itself; use super() to reach an overridden definition")
 
 
@@ -255,13 +292,12 @@ def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:
     """Types meet where a body returns a bare name or a function call: they must agree with the term's type."""
     spec = graph.spec
     types = {c.name: c.type for c in spec.config}
-    types.update({i.name: i.type for i in spec.inputs})
-    types.update({t.name: t.term.type for t in graph.terms})
+    types.update(graph.value_types)
     returns = {f.name: f.returns for f in spec.functions}
     for term in graph.terms:
         for info in term.definitions:
             body = read_body(info.definition.code)
-            for value in _returned_values(body.function):
+            for value in body.returned:
                 if isinstance(value, cst.Name) and value.value in types:
                     what, found = f"'{value.value}'", types[value.value]
                 elif isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in returns:
@@ -271,20 +307,6 @@ def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:
                 if found != term.term.type:
                     errors.error(body.location(value), f"'{term.name}' is {term.term.type} but returns {what} of "
                                  f"type {found}", f"declare type: {found}, or convert the value")
-
-
-def _returned_values(function: cst.FunctionDef) -> list[cst.BaseExpression]:
-    class Returns(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.values: list[cst.BaseExpression] = []
-
-        def visit_Return(self, node: cst.Return) -> None:
-            if node.value is not None:
-                self.values.append(node.value)
-
-    visitor = Returns()
-    function.visit(visitor)
-    return visitor.values
 
 
 def check_functions(spec: Spec) -> None:

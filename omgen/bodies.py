@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import re
 import textwrap
+from typing import Iterable, Mapping
 
 import libcst as cst
 import libcst.metadata as meta
@@ -21,14 +22,23 @@ from .model import Code
 WRAPPER = "__omgen_body__"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # identity: one object per read body (cached)
 class BodyNames:
     code: Code
     module: cst.Module  # `def __omgen_body__(<params>):` + the body
     free: tuple[cst.Name, ...]  # loads of names the body does not bind, in order of appearance
     locals: tuple[cst.Name, ...]  # names the body binds (first binding of each)
     super_calls: tuple[cst.Call, ...]
-    returns: bool
+    returned: tuple[cst.BaseExpression, ...]  # the values of its return statements
+    paths: Mapping[cst.CSTNode, tuple[cst.CSTNode, ...]]  # free name or super() call → its ancestors in the body
+
+    def path_nodes(self, targets: Iterable[cst.CSTNode]) -> frozenset[cst.CSTNode]:
+        """The targets and all their ancestors: what a rewrite of the targets has to visit."""
+        return frozenset(node for target in targets for node in (*self.paths[target], target))
+
+    @property
+    def returns(self) -> bool:
+        return bool(self.returned)
 
     @property
     def function(self) -> cst.FunctionDef:
@@ -61,10 +71,11 @@ def _read(code: Code, params: tuple[str, ...]) -> BodyNames:
     function.body.visit(visitor)  # type: ignore[union-attr]
     bound = set(params) | {n.value for n in visitor.stores}
     free = tuple(n for n in visitor.loads if n.value not in bound)
+    paths = {node: visitor.paths[node] for node in (*free, *visitor.super_calls)}
     first_stores: dict[str, cst.Name] = {}
     for name in visitor.stores:
         first_stores.setdefault(name.value, name)
-    return BodyNames(code, module, free, tuple(first_stores.values()), tuple(visitor.super_calls), visitor.returns)
+    return BodyNames(code, module, free, tuple(first_stores.values()), tuple(visitor.super_calls), tuple(visitor.returned), paths)
 
 
 @functools.lru_cache(maxsize=256)
@@ -76,10 +87,12 @@ class _NameVisitor(cst.CSTVisitor):
     """Python's function-scope rule: a name bound anywhere in the body is local everywhere in it."""
 
     def __init__(self) -> None:
+        self.stack: list[cst.CSTNode] = []
+        self.paths: dict[cst.CSTNode, tuple[cst.CSTNode, ...]] = {}
         self.loads: list[cst.Name] = []
         self.stores: list[cst.Name] = []
         self.super_calls: list[cst.Call] = []
-        self.returns = False
+        self.returned: list[cst.BaseExpression] = []
 
     def _bind(self, target: cst.BaseExpression) -> None:
         if isinstance(target, cst.Name):
@@ -90,8 +103,17 @@ class _NameVisitor(cst.CSTVisitor):
         elif isinstance(target, cst.StarredElement):
             self._bind(target.value)
 
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.stack.append(node)  # before visit_* runs: visit_Attribute/visit_Arg descend by hand
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+        super().on_leave(original_node)
+
     def visit_Name(self, node: cst.Name) -> None:
         self.loads.append(node)
+        self.paths[node] = tuple(self.stack[:-1])
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         node.value.visit(self)  # `.attr` is not a name lookup
@@ -135,6 +157,8 @@ class _NameVisitor(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name) and node.func.value == "super":
             self.super_calls.append(node)
+            self.paths[node] = tuple(self.stack[:-1])
 
     def visit_Return(self, node: cst.Return) -> None:
-        self.returns = True
+        if node.value is not None:
+            self.returned.append(node.value)

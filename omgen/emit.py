@@ -111,7 +111,7 @@ def _function_source(spec: Spec, function) -> str:
 
 
 def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -> str:
-    types = _value_types(graph)
+    types = graph.value_types
     params = tuple((p, types[p]) for p in info.params)
     super_call = None
     if info.super_method:
@@ -142,12 +142,6 @@ def _provenance_lines(term: AnalysedTerm, info: DefinitionInfo) -> list[str]:
         math_lines = term.term.math.strip().splitlines()
         lines += [f"math: {math_lines[0]}"] + [f"      {line}" for line in math_lines[1:]]
     return lines
-
-
-def _value_types(graph: TermGraph) -> dict[str, str]:
-    types = {i.name: i.type for i in graph.spec.inputs}
-    types.update({t.name: t.term.type for t in graph.terms})
-    return types
 
 
 def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:

@@ -6,6 +6,7 @@ only these frozen dataclasses, each item carrying its spec location.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping
 
 from .errors import Location
@@ -177,19 +178,19 @@ class Spec:
     def block(self, name: str) -> Block:
         return self.blocks_by_name[name]
 
-    @property
+    @functools.cached_property
     def blocks_by_name(self) -> Mapping[str, Block]:
         return {block.name: block for block in self.blocks}
 
-    @property
+    @functools.cached_property
     def config_by_name(self) -> Mapping[str, ConfigDecl]:
         return {c.name: c for c in self.config}
 
-    @property
+    @functools.cached_property
     def inputs_by_name(self) -> Mapping[str, InputDecl]:
         return {i.name: i for i in self.inputs}
 
-    @property
+    @functools.cached_property
     def functions_by_name(self) -> Mapping[str, FunctionDecl]:
         return {f.name: f for f in self.functions}
 

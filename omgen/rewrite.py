@@ -19,6 +19,11 @@ class _BodyRewriter(cst.CSTTransformer):
         self.config_nodes = {use for use in names.free if use.value in config}
         self.super_nodes = set(names.super_calls)
         self.super_call = super_call
+        self.visit_only = names.path_nodes([*self.config_nodes, *self.super_nodes])
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """Descend only towards the nodes to rewrite: the rest of the body is kept as it is."""
+        return node in self.visit_only
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         if original in self.config_nodes:
@@ -31,25 +36,23 @@ class _BodyRewriter(cst.CSTTransformer):
         return updated
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def render_def(code: Code, name: str, params: tuple[tuple[str, str], ...], returns: str, *, config: frozenset[str] = frozenset(),
                super_call: str | None = None, method: bool, docstring: str = "", indent: int = 0) -> str:
-    """Source of `def name(params) -> returns:` with the rewritten body, indented by `indent` spaces."""
+    """Source of `def name(params) -> returns:` with the body (rewritten when it reads config or super()).
+
+    A body with nothing to rewrite is kept exactly as written in the spec.
+    """
     names = read_body(code)
-    function = names.function
+    body = code.source
     if super_call or any(use.value in config for use in names.free):
-        function = function.visit(_BodyRewriter(names, config, super_call))
-    assert isinstance(function, cst.FunctionDef)
-    param_nodes = ([cst.Param(cst.Name("self"))] if method else []) + [
-        cst.Param(cst.Name(p), annotation=cst.Annotation(cst.parse_expression(t))) for p, t in params]
-    body = function.body
+        block = names.function.body.visit(_BodyRewriter(names, config, super_call))
+        body = cst.Module(body=block.body).code  # type: ignore[union-attr]
+    signature = ", ".join((["self"] if method else []) + [f"{p}: {t}" for p, t in params])
+    header = f"def {name}({signature}) -> {returns}:\n"
     if docstring:
-        doc = cst.SimpleStatementLine([cst.Expr(cst.SimpleString(_docstring_literal(docstring)))])
-        body = body.with_changes(body=(doc, *body.body))
-    function = function.with_changes(
-        name=cst.Name(name), params=cst.Parameters(params=param_nodes),
-        returns=cst.Annotation(cst.parse_expression(returns)), body=body)
-    source = cst.Module(body=[function]).code
+        header += f"    {_docstring_literal(docstring)}\n"
+    source = header + textwrap.indent(body, "    ", lambda line: bool(line.strip()))
     return textwrap.indent(source, " " * indent, lambda line: bool(line.strip()))
 
 
