@@ -151,27 +151,36 @@ def _weights(path):
     return ckpt.load(path)["model"]
 
 
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path[:0] = [{here!r}, {root!r}]
+from runtime_toy import toy_trainer
+
+def kill(step, losses):
+    if step == 5:
+        os.kill(os.getpid(), signal.SIGKILL)   # no cleanup, no final checkpoint
+
+toy_trainer({out!r}, steps=7, batch=8, ckpt_every=2, on_step=kill).fit()
+"""
+
+
 def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
     full = toy_trainer(tmp_path / "full", steps=7, batch=8, ckpt_every=2)
     full.fit()
     full.close()
 
-    class Killed(Exception):
-        pass
-
-    def kill(step, losses):
-        if step == 5:
-            raise Killed
-
-    part = toy_trainer(tmp_path / "part", steps=7, batch=8, ckpt_every=2, on_step=kill)
-    with pytest.raises(Killed):
-        part.fit()
-    part.close()
+    script = KILL_SCRIPT.format(here=str(Path(__file__).parent), root=str(PROJECT_ROOT), out=str(tmp_path / "part"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert ckpt.load(tmp_path / "part" / "last.pt")["step"] == 4
     resumed = toy_trainer(tmp_path / "part", steps=7, batch=8, ckpt_every=2, seed=0)
-    assert resumed.resume(tmp_path / "part" / "last.pt") == 4
-    resumed.fit()
+    resumed.fit(resume="auto")
     resumed.close()
+    assert resumed.step == 7
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
