@@ -630,14 +630,37 @@ class _Unit:
         return self.bindings is not None
 
 
+class _Scan(_NameVisitor):
+    """Loads and stores (Python's function-scope rule), and the path: every node above a name of interest
+    (self, super, a mode parameter, a term, input, config value or function), which the rewrite must visit."""
+
+    def __init__(self, interesting: set[str]):
+        super().__init__()
+        self.interesting = interesting
+        self.stack: list[cst.CSTNode] = []
+        self.path: set[cst.CSTNode] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Name) and node.value in self.interesting:
+            self.path.update(self.stack)
+            self.path.add(node)
+        self.stack.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+        super().on_leave(original_node)
+
+
 class _Rewriter(cst.CSTTransformer):
     """ModulOM body → canonical body: self.t() → t, self.c → c, super().t() → super(), self._h(a) → _h(a, extras)."""
 
     def __init__(self, builder: "_Builder", unit: _Unit, to_location, stores: set[str],
-                 store_nodes: set[cst.Name], load_nodes: set[cst.Name]):
+                 store_nodes: set[cst.Name], load_nodes: set[cst.Name], path: set[cst.CSTNode]):
         super().__init__()
         self.b, self.unit, self.to_location = builder, unit, to_location
         self.stores, self.store_nodes, self.load_nodes = stores, store_nodes, load_nodes
+        self.path = path  # nodes with something to rewrite or check below them; other subtrees are kept as they are
         self.call_funcs: set[cst.CSTNode] = set()
         self.handled_super: set[cst.CSTNode] = set()
         self.allowed_self: set[cst.CSTNode] = set()
@@ -649,6 +672,11 @@ class _Rewriter(cst.CSTTransformer):
         self.b.errors.error(self.to_location(node), message, hint)
 
     # -- bookkeeping
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if node not in self.path and not isinstance(node, cst.Module):
+            return False
+        return super().on_visit(node)
 
     def on_leave(self, original, updated):
         result = super().on_leave(original, updated)
@@ -1078,7 +1106,7 @@ class _Builder:
         parsed = self._parsed(method)
         if parsed is None:
             return None
-        module, stores_all, loads = parsed
+        module, stores_all, loads, path = parsed
         text_map = method.text_map
         positions: dict = {}
 
@@ -1094,7 +1122,7 @@ class _Builder:
 
         params = {p.name for p in method.params}
         stores = {n.value for n in stores_all} - params
-        rewriter = _Rewriter(self, unit, to_location, stores, set(stores_all), loads)
+        rewriter = _Rewriter(self, unit, to_location, stores, set(stores_all), loads, path)
         new_module = module.visit(rewriter)
         lines = new_module.code.split("\n")[1:]
         body_lines = [line[4:] if line.startswith("    ") else line.lstrip(" ") for line in lines]
@@ -1142,9 +1170,11 @@ class _Builder:
                 self.errors.error(Location(self.file.display, line, col + 1), f"syntax error in body: {exc.message}")
                 self._parse_cache[key] = None
                 return None
-            names = _NameVisitor()
-            module.body[0].body.visit(names)  # type: ignore[attr-defined]
-            self._parse_cache[key] = (module, tuple(names.stores), set(names.loads))
+            interesting = {"self", "super", *method.params_names, *self.config, *self.inputs, *self.functions,
+                           *(name for name, d in self.definitions.items() if not d[0].is_helper)}
+            names = _Scan(interesting)
+            module.visit(names)  # the wrapper def is on the path too (its name is a harmless store)
+            self._parse_cache[key] = (module, tuple(names.stores), set(names.loads), names.path)
         return self._parse_cache[key]
 
     @staticmethod
