@@ -340,6 +340,9 @@ def to_yaml(spec: Spec) -> str:
             continue
         out.append(f"{key}:\n")
         for block in blocks:
+            if not (block.doc or block.bases or block.terms):
+                out.append(f"  {block.name}: {{}}\n")
+                continue
             out.append(f"  {block.name}:\n")
             if block.doc:
                 out.append(f"    doc: {_y(block.doc)}\n")
