@@ -593,13 +593,18 @@ def _static(node: cst.BaseExpression) -> Any:
     return _UNKNOWN
 
 
+def _typed(values: tuple) -> tuple:
+    """Mode values compared with their types (1, 1.0 and True are three modes)."""
+    return tuple((type(v).__name__, v) for v in values)
+
+
 def _is_mode_value(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
 def specialised_name(method: str, values: tuple, defaults: tuple) -> str:
     """`semantic_pred` for the defaults, else `semantic_pred__logits` (one `__part` per argument)."""
-    if values == defaults:
+    if _typed(values) == _typed(defaults):
         return method
     parts = []
     for value in values:
@@ -801,7 +806,7 @@ class _Rewriter(cst.CSTTransformer):
                        f"definition of the same method", f"write super().{unit.method.name}() or self.{name}()")
             return updated
         values = self._literal_args(updated, unit.method)
-        if values is None or values != unit.values:
+        if values is None or _typed(values) != _typed(unit.values):
             self.error(original, f"super().{name}(...) must pass the same mode arguments as this definition "
                        f"received ({', '.join(map(repr, unit.values)) or 'none'})",
                        "pass the mode parameters through unchanged")
@@ -975,6 +980,7 @@ class _Builder:
         self.functions = {f.name: f for f, _ in reader.functions}
         self.term_units: dict[tuple[str, tuple], str] = {}  # (method, values) → term name
         self.term_order: list[tuple[str, tuple]] = []
+        self.term_values: dict[tuple[str, tuple], tuple] = {}  # key → the mode values
         self.term_defs: dict[tuple[str, tuple], list[TermDef]] = {}
         self.helper_decls: dict[str, FunctionDecl] = {}
         self.helper_extra_names: dict[str, tuple[str, ...]] = {}
@@ -1023,15 +1029,16 @@ class _Builder:
     # -- terms
 
     def request_term(self, method: str, values: tuple) -> str:
-        key = (method, values)
+        key = (method, _typed(values))
         if key not in self.term_units:
+            self.term_values[key] = values
             definitions = self.definitions[method]
             defaults = tuple(p.default for p in definitions[0].params)
             name = specialised_name(method, values, defaults)
             clash = [k for k, v in self.term_units.items() if v == name]
             if clash:
                 self.errors.error(definitions[0].location, f"mode calls {method}{values!r} and "
-                                  f"{clash[0][0]}{clash[0][1]!r} both specialise to the term name '{name}'",
+                                  f"{clash[0][0]}{self.term_values[clash[0]]!r} both specialise to the term name '{name}'",
                                   "use modes that differ in letters or digits")
             self.term_units[key] = name
             self.term_order.append(key)
@@ -1219,7 +1226,7 @@ class _Builder:
         while done < len(self.term_order):
             key = self.term_order[done]
             done += 1
-            method_name, values = key
+            method_name, values = key[0], self.term_values[key]
             definitions = []
             for method in self.definitions[method_name]:
                 bindings = dict(zip((p.name for p in method.params), values))
