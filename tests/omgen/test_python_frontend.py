@@ -423,7 +423,7 @@ def run_as_modulom(spec_module, model, variant: str, outputs, inputs: dict) -> d
     return {name: eval(f"om.{special[name]}") if name in special else getattr(om, name)() for name in outputs}
 
 
-def compare_with_modulom(path: Path, tmp_path: Path, make_inputs, atol: float = 0.0):
+def compare_with_modulom(path: Path, tmp_path: Path, make_inputs, atol: float = 0.0, script: bool = False):
     import torch
     from omgen import write
 
@@ -441,6 +441,9 @@ def compare_with_modulom(path: Path, tmp_path: Path, make_inputs, atol: float = 
             names = list(inspect.signature(module.forward).parameters)
             got = module(**{n: inputs[n] for n in names})
             expected = run_as_modulom(spec_module, result.spec, variant.name, entrypoint.outputs, inputs)
+            if script:
+                scripted = torch.jit.script(module)(**{n: inputs[n] for n in names})
+                assert all(torch.equal(scripted[k], got[k]) for k in got), f"{variant.name}.{entrypoint.name}"
             for key in entrypoint.outputs:
                 assert torch.allclose(got[key].double(), expected[key].double(), atol=atol, rtol=0), \
                     f"{variant.name}.{entrypoint.name}: {key}"
@@ -453,7 +456,29 @@ def test_modes_spec_run_as_python_classes_gives_the_generated_outputs(tmp_path):
         g = torch.Generator().manual_seed(3)
         return {"logits": torch.randn(2, 4, 3, 5, generator=g), "target": torch.randint(0, 4, (2, 3, 5), generator=g)}
 
-    compare_with_modulom(FIXTURES / "modes.py", tmp_path, inputs)
+    compare_with_modulom(FIXTURES / "modes.py", tmp_path, inputs, script=True)
+
+
+def test_tricky_modes_and_helpers_run_as_python_classes_give_the_generated_outputs(tmp_path):
+    """Folding inside loops, elif chains with run-time tests, conditional expressions, modes passed to helpers,
+    helpers calling helpers, the helper form of a mode method, mixin modes with super(); scripted too."""
+    import torch
+
+    def inputs(_module):
+        g = torch.Generator().manual_seed(5)
+        return {"x": torch.randn(3, 4, generator=g), "y": torch.randn(3, 4, generator=g)}
+
+    compare_with_modulom(FIXTURES / "tricky.py", tmp_path, inputs, script=True)
+    spec = load(FIXTURES / "tricky.py")
+    base = {t.name: t.code.source for t in spec.block("Base").terms}
+    assert base["score"] == ("out = x\nfor i in range(steps):\n    out = out + 0.1 * i\nscale = 1.0\n"
+                             "return out * scale\n")
+    assert "elif" not in base["score__soft__1"] and "if out.sum() > 1e9:" in base["score__soft__1"]
+    assert base["both"] == "return picked__0 - picked__1 + _picked(steps - 3, score__soft__1, score__raw__3)\n"
+    functions = spec.functions_by_name
+    assert functions["_mix"].args == (("a", "Tensor"), ("mode", "str"), ("score__soft__1", "Tensor"), ("y", "Tensor"),
+                                      ("gain", "float"))
+    assert functions["_twice"].args == (("v", "Tensor"), ("gain", "float"))
 
 
 def test_toy_spec_run_as_python_classes_gives_the_generated_outputs(tmp_path):
