@@ -7,8 +7,10 @@ import panoptic_helpers as H
 import panoptic_reference as ref
 
 
-def reference_loss(offsets, pan, cfg, detach_centroids=False):
-    """Loop reference with torch scalars so autograd gives the reference gradient."""
+def reference_loss(offsets, pan, cfg, detach_centroids=False, closest=None):
+    """Loop reference with torch scalars so autograd gives the reference gradient.
+
+    closest: optional dict filled with pixel (n, y, x) -> (n, panoptic id) of the nearest centroid."""
     t = ref.targets(pan, cfg)
     n_img, _, h, w = pan.shape
     pixels = {}
@@ -38,6 +40,8 @@ def reference_loss(offsets, pan, cfg, detach_centroids=False):
                 if best_d is None or d < best_d:
                     best, best_d = other, d
             near = (v - cents[best]).abs().sum()
+            if closest is not None:
+                closest[(n, y, x)] = best
             total = total + own + cfg["wrong_centroid_weight"] * (own - near)
             count += 1
     return total / count if count else offsets.sum() * 0.0
@@ -54,17 +58,22 @@ def test_learnable_offset_loss_value_and_gradient(pan, seed, lam):
     s.bind(semantic_logits=logits, center_heatmap=center, offsets=offsets, panoptic=torch.from_numpy(pan))
     got = s.offset_loss()
     ref_off = offsets.detach().clone().requires_grad_()
-    want = reference_loss(ref_off, pan, cfg)
+    closest = {}
+    want = reference_loss(ref_off, pan, cfg, closest=closest)
     np.testing.assert_allclose(float(got), float(want), rtol=1e-9, atol=1e-12)
     if not got.requires_grad:
         return  # no instance pixel
     (g,) = torch.autograd.grad(got, offsets)
     (gw,) = torch.autograd.grad(want, ref_off)
     np.testing.assert_allclose(g.numpy(), gw.numpy(), atol=1e-12)
-    # closest_truth_centroid vs the reference argmin, and the centroids are the mean votes
-    t = ref.targets(pan, cfg)
+    # closest_truth_centroid vs the reference argmin (instance numbers -> (image, panoptic id))
     idx = s.instance_index_truth()
-    assert bool(((s.closest_truth_centroid() >= 0) == (idx >= 0)).all())
+    got_closest = s.closest_truth_centroid()
+    assert bool(((got_closest >= 0) == (idx >= 0)).all())
+    ids, batch = s.instance_ids_truth().tolist(), s.instance_batch_truth().tolist()
+    for (n, y, x), key in closest.items():
+        j = int(got_closest[n, 0, y, x])
+        assert (batch[j], ids[j]) == key
 
 
 def test_gradient_reaches_offsets_through_centroids():
