@@ -26,7 +26,11 @@ DIV = CFG["label_divisor"]
 THINGS = CFG["thing_ids"]
 STUFF = [c for c in range(CFG["num_classes"]) if c not in THINGS]
 VARIANTS = ["base", "oracle_semantics", "oracle_centers", "oracle_offsets", "oracle_all", "learnable_centers",
-            "coco", "synthetic"]
+            "given_targets", "coco", "synthetic"]
+# targets entrypoint output -> given-targets input
+TARGET_INPUTS = {"semantic_truth": "semantic_target", "center_truth": "center_target", "offset_truth": "offset_target",
+                 "semantic_weights": "semantic_weight_target", "center_weights": "center_weight_target",
+                 "offset_weights": "offset_weight_target"}
 
 
 def module(variant):

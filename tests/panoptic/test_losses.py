@@ -45,3 +45,17 @@ def test_losses_all_void_are_zero_and_differentiable():
 def test_losses_many_instances():
     pan = H.many_instances(230, side=48)
     check_losses(pan, 3)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pan=H.panoptic_maps(), seed=st.integers(0, 2 ** 31))
+def test_given_targets_train_equals_base(pan, seed):
+    """Targets made by the targets entrypoint (a data-loader worker) give the same losses."""
+    logits, center, offsets = H.predictions(pan.shape, seed)
+    pan_t = torch.from_numpy(pan)
+    targets = H.entry("base", "targets")(pan_t)
+    given = {name: targets[key] for key, name in H.TARGET_INPUTS.items()}
+    got = H.entry("given_targets", "train")(logits, center, offsets, **given)
+    want = H.entry("base", "train")(logits, center, offsets, pan_t)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key

@@ -16,7 +16,10 @@ def sample_inputs(n=2, h=20, w=26, num_classes=19, things=(11, 12)):
     pan[-1, 0, 12:, :] = 255 * 1000
     pan[-1, 0, 5:9, 10:20] = things[0] * 1000 + 2
     center[:, :, 5, 7] = 0.9  # at least one center per image
-    return dict(semantic_logits=logits, center_heatmap=center, offsets=offsets, panoptic=pan)
+    out = dict(semantic_logits=logits, center_heatmap=center, offsets=offsets, panoptic=pan)
+    targets = H.module("base").Targets(num_classes=num_classes, thing_ids=list(things))(pan)
+    out.update({name: targets[key] for key, name in H.TARGET_INPUTS.items()})
+    return out
 
 
 def call(module, inputs):
