@@ -47,8 +47,24 @@ def scripted_inference(model: OMModel) -> torch.jit.ScriptModule:
     names = model.om.signature("infer")
     args = ", ".join(f'out["{model.output_map.get(n, n)}"].float()' for n in names)
     cls = _wrapper_class(args)
-    wrapper = cls(unwrap(model.network), model.infer_entry).eval()
+    wrapper = cls(unwrap(model.network), _fresh_infer(model)).eval()
     return torch.jit.script(wrapper)
+
+
+def _fresh_infer(model: OMModel) -> torch.nn.Module:
+    """The infer entrypoint rebuilt from the module as it is on disk now.
+
+    TorchScript reads the source file again; if generated/ was recompiled since
+    the module was imported, the old class objects no longer match that file.
+    """
+    import importlib
+
+    module = model.om.module
+    try:
+        module = importlib.reload(module)
+    except Exception:  # noqa: BLE001 - keep the loaded one
+        return model.infer_entry
+    return module.ENTRYPOINTS["infer"](**model.om_config)
 
 
 def export_torchscript(model: OMModel, path: str | Path) -> Path:

@@ -324,6 +324,8 @@ def cmd_demo(args) -> int:
     t_data = time.perf_counter() - t0
     result = run_training(cfg, resume="auto" if args.resume else None)
     model: OMModel = result["model"].eval()
+    _print_result(result)
+    sys.stdout.flush()
     t_export = time.perf_counter()
     path = export_model(model, out / "model.ts")
     t_export = time.perf_counter() - t_export
@@ -335,7 +337,6 @@ def cmd_demo(args) -> int:
                "eval_seconds": round(e.get("eval_seconds", 0.0), 1), "export_seconds": round(t_export, 1),
                "total_seconds": round(total, 1), "export": str(path), "visuals": str(out / "visuals")}
     (out / "demo.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _print_result(result)
     print(f"exported {path}; visuals in {out / 'visuals'}")
     print(f"demo: PQ {summary['pq']:.1f} on the synthetic val split in {total:.0f} s total "
           f"(data {t_data:.0f} s, train {result['seconds']:.0f} s, eval {summary['eval_seconds']:.0f} s, "
