@@ -607,3 +607,110 @@ def test_random_specs_convert_to_python_with_the_same_code_and_values(tmp_path):
         _random_spec_check(spec_dict, tmp_path)
 
     check()
+
+
+# ----------------------------------------------------------------------------- random ModulOM-style specs
+
+
+def _python_spec_strategy():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def specs(draw) -> str:
+        """A Python spec with mode terms, helpers (reading terms and config), mixins overriding modes with
+        super(), literal and non-literal calls; dependencies only go to lower-numbered terms."""
+        count = draw(st.integers(2, 6))
+        moded = [draw(st.booleans()) for _ in range(count)]
+        helpers = draw(st.integers(0, 2))
+        helper_rank = [draw(st.integers(1, count)) for _ in range(helpers)]
+        targets = [draw(st.integers(0, count - 1)) for _ in range(draw(st.integers(0, 2)))]  # mixin overrides
+
+        def ref(below: int) -> str:
+            choices = ["self.x0", "self.c0 * self.x0"]
+            for j in range(below):
+                choices.append(f"self.t{j}()")
+                if moded[j]:
+                    choices.append(f'self.t{j}("q")')
+            for h in range(helpers):
+                if helper_rank[h] <= below:
+                    choices.append(f"self._h{h}({draw(st.sampled_from(['self.x0', 'self.x0 * 0.5']))})")
+            return draw(st.sampled_from(choices))
+
+        def expr(below: int) -> str:
+            parts = [ref(below) for _ in range(draw(st.integers(1, 3)))]
+            text = parts[0]
+            for part in parts[1:]:
+                text = f"({text} {draw(st.sampled_from(['+', '-', '*']))} torch.tanh({part}))"
+            return text
+
+        lines = ['import torch', 'from torch import Tensor', '', 'from omgen import OutputMath',
+                 'from omgen.markers import mixin, no_cache', '', 'om = "rand"',
+                 'inputs = {"x0": {"shape": ["N", 3], "dtype": "float"}}', '', '',
+                 'class A(OutputMath):', '    c0: float = 0.75', '']
+        for h in range(helpers):
+            decorator = draw(st.sampled_from(["", "    @no_cache\n"]))
+            name = f"_h{h}"
+            lines += [f"{decorator}    def {name}(self, v: Tensor, k: float = 1.0) -> Tensor:".lstrip("\n"),
+                      f"        return v * k + {expr(helper_rank[h] - 1) if helper_rank[h] > 1 else 'self.c0'}", ""]
+        for i in range(count):
+            if moded[i]:
+                lines += [f'    def t{i}(self, mode: str = "p") -> Tensor:',
+                          '        if mode == "q":',
+                          f"            return {expr(i)}",
+                          f"        return {expr(i)}", ""]
+            else:
+                lines += [f"    def t{i}(self) -> Tensor:", f"        total = {expr(i)}"]
+                if i and moded[i - 1] and i - 1 not in targets and draw(st.booleans()):  # a helper call
+                    lines += [f'        for m in ["p", "q"]:', f"            total = total + self.t{i - 1}(m)"]
+                lines += ["        return total", ""]
+        lines += ["", "compose = [A]", ""]
+        mixins = []
+        for index, target in enumerate(targets):
+            name = f"M{index}"
+            mixins.append(name)
+            lines += ["", "@mixin", f"class {name}(OutputMath):"]
+            if moded[target]:
+                lines += [f'    def t{target}(self, mode: str = "p") -> Tensor:',
+                          f"        return super().t{target}(mode) * 0.5 + {expr(target)}", ""]
+            else:
+                lines += [f"    def t{target}(self) -> Tensor:",
+                          f"        return super().t{target}() * 0.5 + {expr(target)}", ""]
+        variants = {"base": "[]", **{m.lower(): f"[{m}]" for m in mixins}}
+        if len(mixins) > 1:
+            variants["both"] = f"[{', '.join(mixins)}]"
+        lines += ["", "variants = {" + ", ".join(f'"{k}": {v}' for k, v in variants.items()) + "}"]
+        outputs = [f"t{count - 1}", f"t{draw(st.integers(0, count - 1))}"]
+        if any(moded):
+            outputs.append(f"t{moded.index(True)}('q')")
+        lines += ["entrypoints = {\"e\": " + repr(sorted(set(outputs))) + "}", ""]
+        return "\n".join(lines)
+
+    return specs()
+
+
+def test_random_python_specs_run_as_modulom_give_the_generated_values(tmp_path):
+    """Random ModulOM-style specs (modes, helpers, mixins with super()): the generated code computes what the
+    classes compute when run as Python."""
+    import os
+
+    import torch
+    from hypothesis import HealthCheck, given, settings
+
+    counter = itertools.count()
+
+    @settings(max_examples=int(os.environ.get("OMGEN_PROP_EXAMPLES", 10)), deadline=None,
+              suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(_python_spec_strategy())
+    def check(text):
+        case = tmp_path / f"py{next(counter)}"
+        case.mkdir()
+        (case / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+        path = case / "rand.py"
+        path.write_text(text)
+
+        def inputs(_module):
+            return {"x0": torch.randn(2, 3, generator=torch.Generator().manual_seed(1))}
+
+        compare_with_modulom(path, case, inputs, atol=1e-6)
+
+    check()
