@@ -126,15 +126,19 @@ def main():
         row(f"top-100 of the logits alone, N={n}", t_k / n, "3x3 max-pool alone", t_p / n, "another floor")
         ln, sn, on = logits.numpy(), size.numpy(), offset.numpy()
         reference = lambda: [ref.decode(ln[i], sn[i], on[i]) for i in range(n)]
-        t_i, t_ref = paired(lambda: infer(logits, size, offset), reference, max(1, r // 3))
+        t_i, t_ref = paired(lambda: infer(logits, size, offset), reference, max(2, r // 2))
         row(f"infer (eager), N={n}", t_i / n, "loop reference decode", t_ref / n)
         canvas = torch.zeros(()).expand(n, 80, 128, 128)
         bn, cn = boxes.numpy(), classes.numpy()
         ref_targets = lambda: [ref.targets(bn[i], cn[i], 128, 128) for i in range(n)]
-        t_t, t_ref = paired(lambda: targets(canvas, boxes, classes), ref_targets, max(1, r // 3))
-        row(f"targets, 50 boxes (eager), N={n}", t_t / n, "loop reference targets", t_ref / n)
-        t_ts, t_ref = paired(lambda: targets_s(canvas, boxes, classes), ref_targets, max(1, r // 3))
+        t_t, t_ref = paired(lambda: targets(canvas, boxes, classes), ref_targets, max(2, r // 2))
+        row(f"targets, 50 boxes (eager), N={n}", t_t / n, "loop reference targets", t_ref / n,
+            "reference: a list of per-image arrays, no batch tensor")
+        t_ts, t_ref = paired(lambda: targets_s(canvas, boxes, classes), ref_targets, max(2, r // 2))
         row(f"targets, 50 boxes (TorchScript), N={n}", t_ts / n, "loop reference targets", t_ref / n)
+        zeros = lambda: torch.zeros(n, 80, 128, 128)
+        t_t, t_z = paired(lambda: targets(canvas, boxes, classes), zeros, r)
+        row(f"targets, 50 boxes (eager), N={n}", t_t / n, "torch.zeros of the heat map alone", t_z / n, "floor")
         train = om.Train()
         t_tr, t_p = paired(lambda: train(logits, size, offset, boxes, classes), pool, max(1, r // 2))
         row(f"train losses + targets (forward), N={n}", t_tr / n, "3x3 max-pool alone", t_p / n)

@@ -182,3 +182,35 @@ def test_more_than_k_objects():
     det = oracle_decode(boxes, classes, 4, top_k=100)
     assert det["boxes_pred"].shape == (1, 100, 4) and bool((det["scores_pred"] == 1.0).all())
     assert len(matched(det, boxes, classes, 0)) == 100
+
+
+@settings(max_examples=40, deadline=None)
+@given(H.annotations(num_classes=3, max_m=12), st.sampled_from([1, 3, 100]))
+def test_oracle_all_on_generated_box_sets(sample, top_k):
+    """Hypothesis box sets (empty images, tiny, border-cut and outside boxes, stacked centers, more than K
+    objects): every (class, center cell) of a valid object is a peak of score 1 and decodes to the clipped box
+    of the last valid object on that cell; min(K, #peaks) detections have score 1, the others 0."""
+    boxes, classes, h, w = sample
+    n = boxes.shape[0]
+    det = oracle_decode(boxes, classes, 3, top_k=top_k, h=h, w=w)
+    t = H.call(H.entry("base", "targets", num_classes=3), heatmap=H.canvas(n, 3, h, w), boxes=boxes, classes=classes)
+    clipped = torch.minimum(boxes.clamp(min=0), torch.tensor([4.0 * w, 4.0 * h, 4.0 * w, 4.0 * h]))
+    for i in range(n):
+        last = {}
+        for j in range(boxes.shape[1]):
+            if bool(t["valid_truth"][i, j]):
+                last[int(t["index_truth"][i, j])] = j
+        peaks = {}
+        for j in range(boxes.shape[1]):
+            if bool(t["valid_truth"][i, j]):
+                cell = int(t["index_truth"][i, j])
+                peaks[(int(classes[i, j]), cell)] = clipped[i, last[cell]]
+        scores = det["scores_pred"][i]
+        k = min(top_k, 3 * h * w)
+        assert bool(((scores == 1.0) | (scores == 0.0)).all())
+        assert int((scores == 1.0).sum()) == min(k, len(peaks))
+        for d in range(k):
+            if float(scores[d]) == 1.0:
+                cls = int(det["classes_pred"][i, d])
+                assert any(c == cls and torch.allclose(det["boxes_pred"][i, d], box, atol=2e-3)
+                           for (c, _), box in peaks.items()), (i, d)
