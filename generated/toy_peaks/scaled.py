@@ -17,6 +17,10 @@ INPUTS = {
     "heat_logits": {"shape": "[N, 1, H, W]", "dtype": "float", "role": "prediction"},
     "points": {"shape": "[N, 1, H, W]", "dtype": "float", "role": "truth"},
 }
+OUTPUTS = {
+    "train": ["loss"],
+    "infer": ["peaks", "heat_pred"],
+}
 SOURCES = {
     "heat_pred": "specs/examples/toy_peaks.yaml:21 (Prediction)",
     "peaks": "specs/examples/toy_peaks.yaml:25 (Prediction)",
@@ -221,6 +225,19 @@ class Session(torch.nn.Module):
             _value = self.terms.loss(self.heat_pred(), self.points())
             self._loss = _value
         return _value
+
+    @torch.jit.export
+    def set_terms(self, values: Dict[str, Tensor]) -> None:
+        """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
+        for name, value in values.items():
+            if name == "heat_pred":
+                self._heat_pred = value
+            elif name == "peaks":
+                self._peaks = value
+            elif name == "loss":
+                self._loss = value
+            else:
+                raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:
         """Every Tensor term computed so far (nothing is computed here)."""

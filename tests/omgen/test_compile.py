@@ -145,6 +145,21 @@ def test_forward_dict_takes_inputs_by_name(toy_copy):
             train.forward_dict({"heat_logits": logits})
 
 
+def test_session_takes_precomputed_terms_and_lists_outputs(toy_copy):
+    import torch
+
+    write(compile_spec(toy_copy, variants=["base"]))
+    module = import_file(toy_copy.parents[1] / "generated" / "toy_peaks" / "base.py", "toy_base_session")
+    assert module.OUTPUTS == {"train": ["loss"], "infer": ["peaks", "heat_pred"]}
+    points = torch.rand(1, 1, 4, 4)
+    for session in (module.Session(), torch.jit.script(module.Session())):
+        session.bind(points=points)
+        session.set_terms({"heat_pred": points})
+        assert session.loss().item() == 0.0  # heat_pred was handed in: heat_logits is never needed
+        with pytest.raises(Exception, match="'nope' is not a Tensor term of this variant"):
+            session.set_terms({"nope": points})
+
+
 def test_generated_inputs_are_checked(toy_copy):
     import torch
 

@@ -17,6 +17,10 @@ INPUTS = {
     "x": {"shape": "[N, 2]", "dtype": "float", "role": "prediction"},
     "y": {"shape": "[N, 2]", "dtype": "float", "role": "truth"},
 }
+OUTPUTS = {
+    "loss": ["error"],
+    "score": ["score"],
+}
 SOURCES = {
     "score": "specs/chains.yaml:34 (truth-score)",
     "error": "specs/chains.yaml:23 (Base)",
@@ -212,6 +216,19 @@ class Session(torch.nn.Module):
             _value = self.terms.error_free(self.error())
             self._error_free = _value
         return _value
+
+    @torch.jit.export
+    def set_terms(self, values: Dict[str, Tensor]) -> None:
+        """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
+        for name, value in values.items():
+            if name == "score":
+                self._score = value
+            elif name == "error":
+                self._error = value
+            elif name == "error_free":
+                self._error_free = value
+            else:
+                raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:
         """Every Tensor term computed so far (nothing is computed here)."""
