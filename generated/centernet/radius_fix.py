@@ -21,6 +21,11 @@ INPUTS = {
     "boxes": {"shape": "[N, M, 4]", "dtype": "float", "role": "truth"},
     "classes": {"shape": "[N, M]", "dtype": "long", "role": "truth"},
 }
+OUTPUTS = {
+    "train": ["loss", "heat_loss", "size_loss", "offset_loss"],
+    "infer": ["boxes_pred", "scores_pred", "classes_pred"],
+    "targets": ["heat_truth", "size_truth", "offset_truth", "index_truth", "mask_truth", "radius_truth", "valid_truth", "size_map_truth", "offset_map_truth"],
+}
 SOURCES = {
     "box_truth": "specs/centernet.yaml:39 (CenterNetTruth)",
     "valid_truth": "specs/centernet.yaml:49 (CenterNetTruth)",
@@ -1017,6 +1022,69 @@ class Session(torch.nn.Module):
             _value = self.terms.loss(self.heat_loss(), self.size_loss(), self.offset_loss())
             self._loss = _value
         return _value
+
+    @torch.jit.export
+    def set_terms(self, values: Dict[str, Tensor]) -> None:
+        """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
+        for name, value in values.items():
+            if name == "box_truth":
+                self._box_truth = value
+            elif name == "valid_truth":
+                self._valid_truth = value
+            elif name == "mask_truth":
+                self._mask_truth = value
+            elif name == "size_truth":
+                self._size_truth = value
+            elif name == "center_truth":
+                self._center_truth = value
+            elif name == "cell_truth":
+                self._cell_truth = value
+            elif name == "index_truth":
+                self._index_truth = value
+            elif name == "offset_truth":
+                self._offset_truth = value
+            elif name == "gaussian_radius_truth":
+                self._gaussian_radius_truth = value
+            elif name == "radius_truth":
+                self._radius_truth = value
+            elif name == "heat_truth":
+                self._heat_truth = value
+            elif name == "size_map_truth":
+                self._size_map_truth = value
+            elif name == "offset_map_truth":
+                self._offset_map_truth = value
+            elif name == "heat_pred":
+                self._heat_pred = value
+            elif name == "size_pred":
+                self._size_pred = value
+            elif name == "offset_pred":
+                self._offset_pred = value
+            elif name == "scores_pred":
+                self._scores_pred = value
+            elif name == "classes_pred":
+                self._classes_pred = value
+            elif name == "index_pred":
+                self._index_pred = value
+            elif name == "size_at_peaks":
+                self._size_at_peaks = value
+            elif name == "offset_at_peaks":
+                self._offset_at_peaks = value
+            elif name == "boxes_pred":
+                self._boxes_pred = value
+            elif name == "size_at_truth":
+                self._size_at_truth = value
+            elif name == "offset_at_truth":
+                self._offset_at_truth = value
+            elif name == "heat_loss":
+                self._heat_loss = value
+            elif name == "size_loss":
+                self._size_loss = value
+            elif name == "offset_loss":
+                self._offset_loss = value
+            elif name == "loss":
+                self._loss = value
+            else:
+                raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:
         """Every Tensor term computed so far (nothing is computed here)."""
