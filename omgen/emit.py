@@ -15,6 +15,7 @@ import jinja2
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
 from .rewrite import render_def
+from .shapes import emitted_size, is_expression
 
 COMMENT_COLUMN_MAX = 60
 
@@ -175,8 +176,8 @@ def _input_check(decl: InputDecl, config: dict) -> str:
         if isinstance(dim, int):
             size_items.append(str(dim))
             symbol_items.append('""')
-        elif dim in config:
-            size_items.append(f"self.{dim}")
+        elif dim in config or is_expression(dim):
+            size_items.append(emitted_size(dim, set(config)))
             symbol_items.append('""')
         else:
             size_items.append("-1")

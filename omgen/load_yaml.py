@@ -17,6 +17,7 @@ import yaml
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
+from .shapes import ShapeSyntaxError, parse_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
 TOP_KEYS = ("om", "doc", "include", "config", "inputs", "functions", "blocks", "compose", "mixins",
@@ -121,9 +122,15 @@ class _Reader:
         dims: list[str | int] = []
         for item in node.value:
             value = self.value(item)
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or (
-                    isinstance(value, str) and not IDENTIFIER.match(value)) or (isinstance(value, int) and value < 0):
-                self.errors.error(self.loc(item), f"{what}: '{value}' is not a size (a non-negative integer or a name)")
+            if isinstance(value, str) and not IDENTIFIER.match(value):
+                try:
+                    value = parse_dim(value)
+                except ShapeSyntaxError as exc:
+                    self.errors.error(self.loc(item), f"{what}: {exc}")
+                    continue
+            elif isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, int) and value < 0):
+                self.errors.error(self.loc(item), f"{what}: '{value}' is not a size (a non-negative integer, a name, "
+                                  "or arithmetic such as 2 * num_classes)")
                 continue
             dims.append(value)
         return tuple(dims)

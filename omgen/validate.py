@@ -6,8 +6,9 @@ C3 order (Python rejects an inconsistent class at its definition, used or not).
 """
 from __future__ import annotations
 
-from .errors import ErrorCollector, Location
+from .errors import ErrorCollector, Location, did_you_mean
 from .model import MODULE_MEMBERS, Spec
+from .shapes import is_expression, names_in
 from .resolve import InconsistentHierarchy, c3_linearise
 
 GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "INPUTS", "SOURCES", "OM", "VARIANT",
@@ -29,6 +30,17 @@ def validate_spec(spec: Spec) -> None:
         if decl.name in MODULE_MEMBERS or decl.name.startswith("_"):
             errors.error(decl.location, f"input '{decl.name}' would hide the generated Session's member '{decl.name}'",
                          "choose another name")
+    int_config = {c.name for c in spec.config if c.type == "int"}
+    for decl in spec.inputs:
+        for dim in decl.shape or ():
+            if isinstance(dim, str) and dim in spec.config_by_name and dim not in int_config:
+                errors.error(decl.location, f"shape of input '{decl.name}': config '{dim}' is a "
+                             f"{spec.config_by_name[dim].type}, not an int")
+            elif is_expression(dim):
+                for name in names_in(dim):  # type: ignore[arg-type]
+                    if name not in int_config:
+                        errors.error(decl.location, f"shape of input '{decl.name}': '{name}' in '{dim}' is not an "
+                                     "int config value", did_you_mean(name, int_config) or "symbols stand alone")
     for function in spec.functions:
         if function.name in GENERATED_NAMES or function.name.startswith("_check"):
             errors.error(function.location, f"function '{function.name}' has a name the generated module uses",

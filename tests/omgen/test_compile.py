@@ -181,3 +181,23 @@ def test_compiler_never_imports_torch():
             "print('torch' in sys.modules)") % str(TOY)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_shape_arithmetic_of_config_values(write_spec, tmp_path):
+    import torch
+
+    path = write_spec("""
+    om: arith
+    config: {k: {type: int, default: 3}}
+    inputs: {x: {shape: [N, 2 * k + 1], dtype: float}}
+    blocks: {A: {terms: {y: 'x.sum(1)'}}}
+    compose: [A]
+    entrypoints: {t: [y]}
+    """)
+    result = compile_spec(path, out=tmp_path / "out")
+    assert '[-1, 2 * self.k + 1], ["N", ""]' in result.files[0].source
+    write(result)
+    module = import_file(tmp_path / "out" / "arith" / "base.py", "arith_base")
+    assert module.T(k=2)(torch.ones(4, 5))["y"].tolist() == [5.0] * 4
+    with pytest.raises(Exception, match=r"input 'x': expected shape \[N, 2 \* k \+ 1\], got shape \[4, 5\]"):
+        torch.jit.script(module.T())(torch.ones(4, 5))  # k = 3: 7 columns expected

@@ -81,6 +81,15 @@ CASES = {
     "returned_call_of_other_type": (GOOD_HEAD + "functions:\n  count: {args: {v: Tensor}, returns: int, expr: 'v.numel()'}\n"
                                     "blocks: {A: {terms: {y: 'count(x)'}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
                                     "error: 'y' is Tensor but returns function 'count' of type int"),
+    "shape_expression_with_symbol": ("om: bad\nconfig: {k: {type: int, default: 2}}\ninputs: {x: {shape: [N, 2 * C]}}\n"
+                                     "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                                     "error: shape of input 'x': 'C' in '2 * C' is not an int config value"),
+    "shape_with_float_config": ("om: bad\nconfig: {k: {type: float, default: 2.0}}\ninputs: {x: {shape: [N, k]}}\n"
+                                "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                                "error: shape of input 'x': config 'k' is a float, not an int"),
+    "shape_bad_operator": ("om: bad\nconfig: {k: {type: int, default: 2}}\ninputs: {x: {shape: [N, k / 2]}}\n"
+                           "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
+                           "spec.yaml:3:25: error: shape of input 'x': 'k / 2': only + - * // combine sizes"),
     "missing_include": ("om: bad\ninclude: [nowhere.yaml]\nblocks: {}\ncompose: []\nentrypoints: {}\n",
                         "spec.yaml:2:11: error: cannot read spec file"),
 }
