@@ -93,19 +93,18 @@ def predictions(pan_shape, seed, num_classes=19):
 
 
 def many_instances(n_inst=230, side=48, seed=0):
-    """One image with n_inst 1-2 pixel instances on a grid (distinct centroids), crowd and void."""
+    """One image with n_inst 1-2 pixel instances on a 3-pixel grid in random order and classes (distinct
+    centroids), some instances split in two parts, a crowd and a void strip."""
     rng = np.random.default_rng(seed)
-    pan = np.full((1, 1, side, side), STUFF[0] * DIV, np.int64)
-    k = 0
-    for y in range(0, side, 3):
-        for x in range(0, side, 3):
-            if k == n_inst:
-                break
-            cls = THINGS[k % len(THINGS)]
-            pan[0, 0, y, x] = cls * DIV + 1 + k // len(THINGS)
-            if rng.random() < 0.5:
-                pan[0, 0, y, x + 1] = pan[0, 0, y, x]
-            k += 1
+    pan = np.full((1, 1, side, side), STUFF[int(rng.integers(len(STUFF)))] * DIV, np.int64)
+    cells = [(y, x) for y in range(0, side - 3, 3) for x in range(0, side - 1, 3)]
+    order = rng.permutation(len(cells))[:n_inst]
+    for k, c in enumerate(order):
+        y, x = cells[c]
+        cls = THINGS[int(rng.integers(len(THINGS)))]
+        pan[0, 0, y, x] = cls * DIV + 1 + k
+        if rng.random() < 0.5:
+            pan[0, 0, y, x + 1] = pan[0, 0, y, x]
     pan[0, 0, -2:, :5] = THINGS[0] * DIV  # crowd
     pan[0, 0, -2:, 5:9] = 255 * DIV  # void
     return pan

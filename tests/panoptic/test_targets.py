@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, HealthCheck
+from hypothesis import given, settings, strategies as st, HealthCheck
 
 import panoptic_helpers as H
 import panoptic_reference as ref
@@ -48,11 +48,13 @@ def test_targets_small_sigma_and_crowd_ignored(pan):
     check_targets(pan, sigma=1.5, gaussian_radius=2.0, ignore_crowd_in_semantic=True, small_instance_area=3)
 
 
-def test_targets_many_instances():
-    pan = H.many_instances(230, side=48)
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_inst=st.integers(200, 260), seed=st.integers(0, 2 ** 31))
+def test_targets_many_instances(n_inst, seed):
+    pan = H.many_instances(n_inst, side=51, seed=seed)
     check_targets(pan)
     out = H.entry("base", "targets")(torch.from_numpy(pan))
-    assert out["centroids_truth"].shape == (230, 2)
+    assert out["centroids_truth"].shape == (n_inst, 2)
 
 
 @pytest.mark.parametrize("fill", [255 * 1000, 0, 11 * 1000, -5, 19 * 1000 + 3])
