@@ -109,3 +109,16 @@ def test_semantic_pred_equals_torch_max_with_ties(shape, seed):
     logits = torch.randint(0, 3, (n, k, h, w), generator=g).float()  # many ties
     m = H.module("base").Terms(num_classes=k, thing_ids=[])
     assert torch.equal(m.semantic_pred(logits), torch.max(logits, 1, keepdim=True)[1])
+
+
+def test_half_precision_inputs_decode_like_float32():
+    """float16 / bfloat16 network outputs (AMP): coordinates and votes are computed in float32."""
+    logits, center, offsets = H.predictions((2, 1, 16, 20), 4)
+    infer = H.entry("base", "infer", stuff_area=3)
+    for dtype in [torch.float16, torch.bfloat16]:
+        args = [t.to(dtype) for t in (logits, center, offsets)]
+        got = infer(*args)
+        want = infer(*[t.float() for t in args])
+        assert got["centers_pred"].dtype == torch.float32
+        for key in want:
+            assert torch.equal(got[key].to(want[key].dtype), want[key]), (dtype, key)
