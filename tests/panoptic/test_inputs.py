@@ -72,3 +72,14 @@ def test_dataset_presets():
     for key in ["semantic_truth", "instance_truth", "crowd_truth", "semantic_weights", "offset_weights"]:
         np.testing.assert_array_equal(got[key].numpy(), want[key], err_msg=key)
     np.testing.assert_allclose(got["center_truth"].numpy(), want["center_truth"], atol=1e-6)
+
+
+def test_center_slots_must_fit_under_label_divisor():
+    logits, center, offsets = H.predictions((1, 1, 6, 6), 0)
+    with pytest.raises(ValueError, match="label_divisor"):
+        H.entry("base", "infer", top_k=20, label_divisor=10)(logits, center, offsets)
+    out = H.entry("base", "infer", top_k=9, label_divisor=10)(logits, center, offsets)
+    things = out["instance_pred"] >= 0
+    assert bool(things.any())
+    pan = out["panoptic_pred"][things]
+    assert bool(((pan // 10 >= 11) & (pan // 10 <= 18) & (pan % 10 == out["instance_pred"][things] + 1)).all())
