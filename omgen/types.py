@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-SCALARS = ("Tensor", "float", "int", "bool", "str")
+SCALARS = ("Tensor", "float", "int", "bool", "str", "torch.device", "torch.dtype")
 GENERICS = {"List": 1, "Optional": 1, "Tuple": -1, "Dict": 2}
-_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*|\[|\]|,)")
+_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)?|\[|\]|,)")
 
 
 class TypeSyntaxError(ValueError):

@@ -201,3 +201,23 @@ def test_shape_arithmetic_of_config_values(write_spec, tmp_path):
     assert module.T(k=2)(torch.ones(4, 5))["y"].tolist() == [5.0] * 4
     with pytest.raises(Exception, match=r"input 'x': expected shape \[N, 2 \* k \+ 1\], got shape \[4, 5\]"):
         torch.jit.script(module.T())(torch.ones(4, 5))  # k = 3: 7 columns expected
+
+
+def test_functions_take_devices_and_dtypes(write_spec, tmp_path):
+    import torch
+
+    path = write_spec("""
+    om: dev
+    inputs: {x: {shape: [N], dtype: float}}
+    functions:
+      zeros_on:
+        args: {n: int, device: torch.device, dtype: torch.dtype}
+        returns: Tensor
+        expr: 'torch.zeros(n, device=device, dtype=dtype)'
+    blocks: {A: {terms: {y: 'zeros_on(x.shape[0], x.device, torch.int64)'}}}
+    compose: [A]
+    entrypoints: {t: [y]}
+    """)
+    write(compile_spec(path, out=tmp_path / "out"))
+    module = import_file(tmp_path / "out" / "dev" / "base.py", "dev_base")
+    assert torch.jit.script(module.T())(torch.ones(3))["y"].dtype == torch.int64
