@@ -89,7 +89,7 @@ def bench(model, ds, batch_size: int, steps: int):
         t_om = time.perf_counter() - t
         t = time.perf_counter()
         with torch.no_grad():
-            model.compute_targets(model.truths(batch))
+            model.compute_targets(model.truths(batch, model.targets_truth))
         t_tg = time.perf_counter() - t
         if i >= 2:
             for k, v in zip(times, (t_step, t_net, t_om, t_tg)):
@@ -98,10 +98,10 @@ def bench(model, ds, batch_size: int, steps: int):
 
 
 def _om_losses(model, preds, batch):
-    truths = model.truths(batch)
     if model.targets_mode == "inline":
-        return model.losses(preds, truths)
-    return model.losses(preds, truths, model.compute_targets(truths))
+        return model.losses(preds, model.truths(batch, model.train_truth))
+    targets = model.compute_targets(model.truths(batch, model.targets_truth))
+    return model.losses(preds, model.truths(batch, model.train_truth, required=False), targets)
 
 
 def _cycle(loader):

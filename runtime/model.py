@@ -57,6 +57,10 @@ class OMModel(nn.Module):
         if loss_key not in self.train_outputs and self.train_outputs:
             raise ValueError(f"loss key {loss_key!r} is not an output of the train entrypoint: {self.train_outputs}")
         self.om_train_forward: Callable[..., Dict[str, Tensor]] = self.train_entry if self.train_entry is not None else None
+        truth = set(om.truth_inputs)
+        # the truth inputs each entrypoint takes (a spec may declare inputs only some variants use)
+        self.train_truth = [n for n in om.signature("train") if n in truth] if om.has("train") else []
+        self.targets_truth = [n for n in om.signature("targets") if n in truth] if om.has("targets") else []
 
     # -- name mapping -------------------------------------------------------------------------
     def network_args(self, batch: Mapping[str, Any]) -> List[Tensor]:
@@ -74,11 +78,17 @@ class OMModel(nn.Module):
             result[name] = value.float() if float32 and value.is_floating_point() else value
         return result
 
-    def truths(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
+    def truths(self, batch: Mapping[str, Any], names: Optional[Sequence[str]] = None,
+               required: bool = True) -> Dict[str, Tensor]:
+        """Truth inputs from the batch by name (default: those of the targets or train entrypoint)."""
+        if names is None:
+            names = self.targets_truth if self.targets_mode != "inline" else self.train_truth
         result = {}
-        for name in self.om.truth_inputs:
+        for name in names:
             key = self.truth_map.get(name, name)
             if key not in batch:
+                if not required:
+                    continue
                 raise KeyError(f"OM input {name!r} needs batch key {key!r}; the batch has {sorted(batch)}")
             result[name] = batch[key]
         return result
@@ -122,16 +132,16 @@ class OMModel(nn.Module):
 
     def losses_from(self, net_out: Mapping[str, Tensor], batch: Mapping[str, Any]) -> Dict[str, Tensor]:
         predictions = self.predictions(net_out)
-        truths = self.truths(batch)
         if self.targets_mode == "inline":
-            return self.losses(predictions, truths)
+            return self.losses(predictions, self.truths(batch, self.train_truth))
         if self.targets_mode == "device":
-            targets = self.compute_targets(truths)
+            targets = self.compute_targets(self.truths(batch, self.targets_truth))
         else:
             if TARGETS_KEY not in batch:
                 raise KeyError("targets: loader needs batches from runtime.model.TargetsCollate")
             targets = batch[TARGETS_KEY]
-        return self.losses(predictions, truths, targets)
+        # the Session also gets the truth inputs at hand, for terms the targets do not cover
+        return self.losses(predictions, self.truths(batch, self.train_truth, required=False), targets)
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
