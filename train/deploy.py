@@ -459,9 +459,14 @@ def export_onnx(checkpoint_path: str | Path, out_path: str | Path, variant: Opti
     example = torch.zeros(1, 3, h, w, dtype=torch.uint8)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the dynamo exporter (torch's default) needs onnxscript; the TorchScript-based one does not
+        import onnxscript  # noqa: F401
+        dynamo = True
+    except ImportError:
+        dynamo = False
     with torch.no_grad():
         torch.onnx.export(module, (example,), str(path), input_names=["image"], output_names=names,
-                          opset_version=17)
+                          opset_version=18 if dynamo else 17, dynamo=dynamo)
     return path
 
 

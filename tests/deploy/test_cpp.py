@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_id_ppm, synthetic_image, write_ppm
+from deploy_helpers import read_id_ppm, synthetic_image, write_ppm
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "cpp"

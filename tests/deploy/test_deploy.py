@@ -15,9 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import synthetic_image, tiny_config, write_checkpoint
+from deploy_helpers import synthetic_image, tiny_config, write_checkpoint
 from train.deploy import (
-    DeployedPanoptic,
     build_deployment,
     export_deployment,
     export_onnx,
@@ -271,6 +270,14 @@ def test_cli_export_and_info(checkpoint, tmp_path, capsys):
     assert err.count("\n") == 0 and err.startswith("error: ") and "'coco'" in err and "'synthetic'" in err
 
 
+def test_cli_onnx_without_the_package(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    out = tmp_path / "model.ts"
+    assert main(["export", str(checkpoint), "-o", str(out), "--onnx"]) == 0
+    assert "skipped ONNX: the onnx package is not installed" in capsys.readouterr().err
+    assert out.exists() and not (tmp_path / "model.network.onnx").exists()
+
+
 def test_cli_module_entry(checkpoint, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "train.deploy", "export", str(checkpoint), "-o",
                            str(tmp_path / "m.ts"), "--variant", "base"], cwd=ROOT, capture_output=True,
@@ -299,6 +306,8 @@ def test_onnx_network_only(loaded, tmp_path):
     import onnx
 
     model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["image"]
     assert [o.name for o in model.graph.output] == ["center_logits", "offset_logits", "semantic_logits"]
 
 
