@@ -7,13 +7,13 @@ Per repeat, interleaved on the same batches (data loading excluded):
   network   network forward + backward of a trivial loss + Adam (no OM)
   om        OM only: targets + train entrypoint, forward + backward, on fixed prediction tensors
   targets   the targets entrypoint alone (forward; what a data-loader worker runs with targets: loader)
-The OM share is om / step. Reports the median over repeats, images/s = batch / step.
+The OM share is om / step. Reports the best of the repeats (the machine is shared; the
+minimum is the least disturbed), images/s = batch / step, and the load average.
 """
 from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
 import tempfile
 import time
@@ -49,7 +49,10 @@ def main(argv=None) -> int:
             results[mode] = bench(model, ds, int(cfg["train"]["batch_size"]), a.steps)
     bs = int(cfg["train"]["batch_size"])
     crop = cfg["data"].get("crop_size")
-    print(f"config {Path(a.config).name}: batch {bs}, crop {crop}, {a.threads} threads, torch {torch.__version__}")
+    import os
+
+    print(f"config {Path(a.config).name}: batch {bs}, crop {crop}, {a.threads} threads, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f}, best of {a.steps}")
     print("| targets mode | step (s) | images/s | network fwd+bwd (s) | OM targets+train fwd+bwd (s) | OM share | targets alone (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for mode, r in results.items():
@@ -94,7 +97,7 @@ def bench(model, ds, batch_size: int, steps: int):
         if i >= 2:
             for k, v in zip(times, (t_step, t_net, t_om, t_tg)):
                 times[k].append(v)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: min(v) for k, v in times.items()}
 
 
 def _om_losses(model, preds, batch):
