@@ -261,3 +261,19 @@ def test_worker_errors_become_one_line():
     with pytest.raises(DatasetError) as info:
         next(iter(loader))
     assert one_line_error(info.value) == "/data/x.png: cannot decode the image"
+
+
+def test_bf16_autocast_trains_with_float32_losses(tmp_path):
+    trainer = toy_trainer(tmp_path, steps=2)
+    trainer.s.amp = "bf16"
+    seen = []
+    trainer.on_step = lambda step, losses: seen.append(losses)
+    batch = collate([ToyData()[i] for i in range(4)])
+    losses = trainer.train_step(batch)
+    assert losses["loss"].dtype == torch.float32 and torch.isfinite(losses["loss"])
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        from runtime.trainer import TrainSettings, Trainer
+
+        Trainer(toy_model(), ToyData(), collate, TrainSettings(amp="fp16", device="cpu", progress=False,
+                                                                tensorboard=False, out_dir=str(tmp_path)))
+    trainer.close()
