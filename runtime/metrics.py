@@ -53,6 +53,12 @@ class MetricsLogger:
                     self._writer.add_scalar(f"{kind}/{key}", value, step)
         return record
 
+    def reset(self) -> None:
+        """Start the file again (a fresh run in a folder that holds an older one)."""
+        if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()

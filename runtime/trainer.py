@@ -297,6 +297,8 @@ class Trainer:
             resume = self.last_checkpoint if self.last_checkpoint.exists() else None
         if resume:
             self.resume(resume)
+        elif self.step == 0:
+            self.logger.reset()
         self.model.train()
         start = self.step
         progress = None

@@ -145,6 +145,10 @@ def test_training_lowers_the_loss_and_logs_jsonl(tmp_path):
     assert records[-1]["loss"] < records[0]["loss"]
     assert {"lr", "images_per_s", "loss"} <= set(records[0])
     assert Path(result["checkpoint"]).exists()
+    again = toy_trainer(tmp_path, steps=2)  # a fresh run in the same folder starts a new metrics file
+    again.fit()
+    again.close()
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
 
 
 def _weights(path):
