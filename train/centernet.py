@@ -92,7 +92,7 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> OMModel:
     from train.model.centernet import CenterNet
 
     o = cfg["om"]
-    om = load_om(o.get("spec", "specs/centernet.yaml"), o.get("variant", "base"))
+    om = load_om(o.get("spec", "specs/centernet.yaml"), o.get("variant", "base"), compile=bool(o.get("compile", True)))
     om_config = dict(o.get("config", {}) or {})
     om_config.setdefault("num_classes", num_classes)
     if int(om_config["num_classes"]) != num_classes:
