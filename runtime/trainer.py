@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
@@ -83,6 +84,8 @@ class TrainSettings:
     progress: bool = True
     drop_last: bool = True
     channels_last: bool = False          # network weights (and so activations) in channels-last layout
+    time_budget_s: Optional[float] = None  # stop when training took this long; the lr schedule follows
+                                           # max(step / steps, time / budget), so it still anneals to the end
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainSettings":
@@ -152,10 +155,10 @@ def build_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {s.optimizer!r} (adam, adamw, sgd)")
 
 
-def lr_factor(step: int, s: TrainSettings) -> float:
+def lr_factor(step: int, s: TrainSettings, time_progress: float = 0.0) -> float:
     if s.warmup_steps and step < s.warmup_steps:
         return (step + 1) / s.warmup_steps
-    t = min(step, s.steps) / max(1, s.steps)
+    t = min(max(min(step, s.steps) / max(1, s.steps), time_progress), 1.0)
     if s.schedule == "poly":
         return (1.0 - t) ** s.poly_power
     if s.schedule == "cosine":
@@ -189,7 +192,10 @@ class Trainer:
         self.on_step = on_step
         self.out_dir = Path(settings.out_dir)
         self.optimizer = build_optimizer(model.network.parameters(), settings)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, settings))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, settings, self.time_progress()))
+        self.elapsed_before = 0.0     # training seconds of the runs this one resumed
+        self._t_fit: Optional[float] = None
         self.scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" else None
         if settings.channels_last:
             model.network.to(memory_format=torch.channels_last)
@@ -204,6 +210,20 @@ class Trainer:
         self.logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=settings.tensorboard)
         self.timings: Dict[str, float] = {"data": 0.0, "network": 0.0, "om": 0.0, "backward": 0.0, "steps": 0}
 
+    # -- time budget ----------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0)
+
+    def time_progress(self) -> float:
+        budget = self.s.time_budget_s if hasattr(self, "s") else None
+        return self.elapsed() / budget if budget else 0.0
+
+    def out_of_time(self) -> bool:
+        if not self.s.time_budget_s:
+            return False
+        flag = torch.tensor([1.0 if self.elapsed() >= self.s.time_budget_s else 0.0])
+        return float(all_reduce_sum(flag, self.dist)) > 0  # one rank out of time: all stop
+
     # -- checkpoints ----------------------------------------------------------------------------
     @property
     def last_checkpoint(self) -> Path:
@@ -213,7 +233,7 @@ class Trainer:
         path = path or self.last_checkpoint
         if self.dist.is_main:
             state = ckpt.make_state(self.step, self.model.network, self.optimizer, self.scheduler, self.scaler,
-                                    self.config, {"world_size": self.dist.world_size})
+                                    self.config, {"world_size": self.dist.world_size, "elapsed": self.elapsed()})
             ckpt.save_atomic(state, path)
         barrier(self.dist)
         return path
@@ -228,6 +248,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         self.step = int(state["step"])
+        self.elapsed_before = float(state.get("extra", {}).get("elapsed", 0.0))
         return self.step
 
     # -- data -----------------------------------------------------------------------------------
@@ -311,11 +332,32 @@ class Trainer:
         window: Dict[str, float] = {}
         count = 0
         t_start = time.perf_counter()
+        self._t_fit = t_start
         t_log = t_start
+        stopped_by_time = False
         images = 0
         data = self.batches(start)
+
+        def flush() -> None:
+            nonlocal window, count, images, t_log
+            means = {k: float(all_reduce_mean(torch.tensor(v / count), self.dist)) for k, v in window.items()}
+            now = time.perf_counter()
+            means["lr"] = self.optimizer.param_groups[0]["lr"]
+            means["images_per_s"] = images / max(now - t_log, 1e-9)
+            self.logger.log(self.step, means)
+            history.append({"step": self.step, **means})
+            if progress is not None:
+                progress.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "images_per_s"})
+            window, count, images, t_log = {}, 0, 0, now
+
         try:
             while self.step < s.steps:
+                if self.out_of_time():
+                    stopped_by_time = True
+                    if self.dist.is_main:
+                        print(f"time budget of {s.time_budget_s:g} s reached at step {self.step} of {s.steps}",
+                              file=sys.stderr)
+                    break
                 torch.manual_seed(step_seed(s.seed, self.step, self.dist.rank))
                 t = time.perf_counter()
                 batch = to_device(next(data), self.device)
@@ -329,26 +371,20 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(self.step, {k: float(v) for k, v in losses.items()})
                 if self.step % max(1, s.log_every) == 0 or self.step == s.steps:
-                    means = {k: float(all_reduce_mean(torch.tensor(v / count), self.dist)) for k, v in window.items()}
-                    now = time.perf_counter()
-                    means["lr"] = self.optimizer.param_groups[0]["lr"]
-                    means["images_per_s"] = images / max(now - t_log, 1e-9)
-                    self.logger.log(self.step, means)
-                    history.append({"step": self.step, **means})
-                    if progress is not None:
-                        progress.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "images_per_s"})
-                    window, count, images, t_log = {}, 0, 0, now
+                    flush()
                 if progress is not None:
                     progress.update(1)
                 if s.ckpt_every and self.step % s.ckpt_every == 0 and self.step < s.steps:
                     self.save()
+            if count:
+                flush()
             self.save()
         finally:
             if progress is not None:
                 progress.close()
         elapsed = time.perf_counter() - t_start
         result: Dict[str, Any] = {"step": self.step, "seconds": elapsed, "history": history,
-                                  "checkpoint": str(self.last_checkpoint)}
+                                  "checkpoint": str(self.last_checkpoint), "stopped_by_time": stopped_by_time}
         if self.evaluate is not None:
             result["eval"] = self.run_evaluation()
         return result

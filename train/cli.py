@@ -333,6 +333,7 @@ def cmd_demo(args) -> int:
     e = result.get("eval", {})
     summary = {"pq": e.get("pq"), "sq": e.get("sq"), "rq": e.get("rq"), "pq_things": e.get("pq_things"),
                "pq_stuff": e.get("pq_stuff"), "miou": e.get("miou"), "steps": result["step"],
+               "stopped_by_time": result.get("stopped_by_time", False),
                "train_seconds": round(result["seconds"], 1), "data_seconds": round(t_data, 1),
                "eval_seconds": round(e.get("eval_seconds", 0.0), 1), "export_seconds": round(t_export, 1),
                "total_seconds": round(total, 1), "export": str(path), "visuals": str(out / "visuals")}
