@@ -84,6 +84,7 @@ class TrainSettings:
     progress: bool = True
     drop_last: bool = True
     channels_last: bool = False          # network weights (and so activations) in channels-last layout
+    profile: bool = False                # CUDA: synchronise around the phases so timings are exact (slower)
     time_budget_s: Optional[float] = None  # stop when training took this long; the lr schedule follows
                                            # max(step / steps, time / budget), so it still anneals to the end
 
@@ -272,7 +273,7 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def train_step(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync = torch.cuda.synchronize if self.device.type == "cuda" and self.s.profile else (lambda: None)
         t0 = time.perf_counter()
         with _autocast(self.device, self.s.amp):
             net_out = self.net(*self.model.network_args(batch))
@@ -384,7 +385,12 @@ class Trainer:
                 progress.close()
         elapsed = time.perf_counter() - t_start
         result: Dict[str, Any] = {"step": self.step, "seconds": elapsed, "history": history,
-                                  "checkpoint": str(self.last_checkpoint), "stopped_by_time": stopped_by_time}
+                                  "checkpoint": str(self.last_checkpoint), "stopped_by_time": stopped_by_time,
+                                  "timings": dict(self.timings)}
+        busy = sum(self.timings[k] for k in ("data", "network", "om", "backward"))
+        if self.timings["steps"] and busy > 0:
+            self.logger.log(self.step, {f"{k}_share": self.timings[k] / busy for k in ("data", "network", "om", "backward")},
+                            kind="timing")
         if self.evaluate is not None:
             result["eval"] = self.run_evaluation()
         return result

@@ -140,15 +140,18 @@ def test_training_lowers_the_loss_and_logs_jsonl(tmp_path):
     trainer = toy_trainer(tmp_path, steps=12)
     result = trainer.fit()
     trainer.close()
-    records = read_jsonl(tmp_path / "metrics.jsonl")
+    records = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in records] == list(range(1, 13))
+    timing = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "timing"][-1]
+    assert 0 < timing["om_share"] < 1 and sum(timing[f"{k}_share"] for k in ("data", "network", "om", "backward")) \
+        == pytest.approx(1.0)
     assert records[-1]["loss"] < records[0]["loss"]
     assert {"lr", "images_per_s", "loss"} <= set(records[0])
     assert Path(result["checkpoint"]).exists()
     again = toy_trainer(tmp_path, steps=2)  # a fresh run in the same folder starts a new metrics file
     again.fit()
     again.close()
-    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
+    assert [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "train"] == [1, 2]
 
 
 def _weights(path):

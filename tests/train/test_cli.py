@@ -84,7 +84,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path, data_root, capsys):
     assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=2", "--set", "eval.enabled=false"]) == 0
     assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=3", "--set", "eval.enabled=false",
                  "--resume", "auto"]) == 0
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == [1, 2, 3]  # the second run started at step 2
 
 
