@@ -56,14 +56,28 @@ def panoptic_map(generator: torch.Generator, n: int, h: int, w: int, config: dic
 
 
 def random_inputs(module, seed: int, n: int = 2, h: int = 24, w: int = 32) -> dict:
+    """The network outputs and the panoptic map; any other input (e.g. given targets) by its declared shape."""
     generator = torch.Generator().manual_seed(seed)
     k = int(module.CONFIG["num_classes"])
-    return {
+    values = {
         "semantic_logits": torch.randn(n, k, h, w, generator=generator),
         "center_heatmap": torch.rand(n, 1, h, w, generator=generator) ** 4,
         "offsets": torch.randn(n, 2, h, w, generator=generator) * 4.0,
         "panoptic": panoptic_map(generator, n, h, w, module.CONFIG),
     }
+    sizes = {"N": n, "H": h, "W": w}
+    for name, decl in module.INPUTS.items():
+        if name in values:
+            continue
+        shape = [int(module.CONFIG[d]) if d in module.CONFIG else sizes.get(d, 0) if not d.isdigit() else int(d)
+                 for d in decl["shape"].strip("[]").split(", ")]
+        if decl["dtype"] in ("long", "int"):
+            labels = torch.randint(0, k, shape, generator=generator)
+            values[name] = torch.where(torch.rand(shape, generator=generator) < 0.1,
+                                       torch.full_like(labels, int(module.CONFIG["ignore_label"])), labels)
+        else:
+            values[name] = torch.rand(shape, generator=generator)
+    return values
 
 
 def call(entrypoint, inputs: dict) -> dict:
