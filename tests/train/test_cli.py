@@ -54,7 +54,7 @@ def _config(tmp_path, root, targets="device", workers=0) -> Path:
     return path
 
 
-def test_train_eval_export(tmp_path, data_root, capsys):
+def test_train_then_eval(tmp_path, data_root, capsys):
     cfg = _config(tmp_path, data_root, targets="loader", workers=1)
     out = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(out)]) == 0
@@ -70,12 +70,8 @@ def test_train_eval_export(tmp_path, data_root, capsys):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["images"] == 4 and metrics["pq"] == pytest.approx(records[-1]["pq"])
 
-    ts = tmp_path / "model.ts"
-    assert main(["export", str(cfg), "--checkpoint", str(out / "last.pt"), "-o", str(ts)]) == 0
-    loaded = torch.jit.load(str(ts))
-    image = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
-    pred = loaded(image)["panoptic_pred"]
-    assert pred.shape == (2, 1, 64, 64) and pred.dtype == torch.int64
+    with pytest.raises(SystemExit):  # export needs a checkpoint (exported in the demo test)
+        main(["export", str(cfg)])
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, data_root, capsys):
