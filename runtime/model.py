@@ -57,6 +57,7 @@ class OMModel(nn.Module):
         if loss_key not in self.train_outputs and self.train_outputs:
             raise ValueError(f"loss key {loss_key!r} is not an output of the train entrypoint: {self.train_outputs}")
         self.om_train_forward: Callable[..., Dict[str, Tensor]] = self.train_entry if self.train_entry is not None else None
+        self._signatures = {ep: om.signature(ep) for ep in om.entrypoints}
         truth = set(om.truth_inputs)
         # the truth inputs each entrypoint takes (a spec may declare inputs only some variants use)
         self.train_truth = [n for n in om.signature("train") if n in truth] if om.has("train") else []
@@ -99,7 +100,7 @@ class OMModel(nn.Module):
         return self.targets_entry(**self._select("targets", truths))
 
     def _select(self, entrypoint: str, values: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-        names = self.om.signature(entrypoint)
+        names = self._signatures[entrypoint]
         return {n: values[n] for n in names if n in values}
 
     def losses(self, predictions: Mapping[str, Tensor], truths: Mapping[str, Tensor],
