@@ -193,10 +193,10 @@ class Trainer:
         self.on_step = on_step
         self.out_dir = Path(settings.out_dir)
         self.optimizer = build_optimizer(model.network.parameters(), settings)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, settings, self.time_progress()))
         self.elapsed_before = 0.0     # training seconds of the runs this one resumed
         self._t_fit: Optional[float] = None
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, settings, self.time_progress()))
         self.scaler = torch.amp.GradScaler("cuda") if settings.amp == "fp16" else None
         if settings.channels_last:
             model.network.to(memory_format=torch.channels_last)
@@ -216,7 +216,7 @@ class Trainer:
         return self.elapsed_before + (time.perf_counter() - self._t_fit if self._t_fit is not None else 0.0)
 
     def time_progress(self) -> float:
-        budget = self.s.time_budget_s if hasattr(self, "s") else None
+        budget = self.s.time_budget_s
         return self.elapsed() / budget if budget else 0.0
 
     def out_of_time(self) -> bool:

@@ -52,8 +52,10 @@ def toy_model(nan_after: Optional[int] = None, seed: int = 0) -> OMModel:
 
 
 def toy_trainer(out_dir, steps: int = 6, batch: int = 8, *, ckpt_every: int = 0, nan_after: Optional[int] = None,
-                on_step=None, dist=None, lr: float = 0.05, seed: int = 0) -> Trainer:
+                on_step=None, dist=None, lr: float = 0.05, seed: int = 0,
+                time_budget_s: Optional[float] = None) -> Trainer:
     settings = TrainSettings(steps=steps, batch_size=batch, lr=lr, optimizer="sgd", schedule="poly",
                              log_every=1, ckpt_every=ckpt_every, out_dir=str(out_dir), seed=seed,
-                             progress=False, tensorboard=False, device="cpu")
+                             progress=False, tensorboard=False, device="cpu",
+                             time_budget_s=time_budget_s)
     return Trainer(toy_model(nan_after, seed), ToyData(), collate, settings, on_step=on_step, dist=dist)

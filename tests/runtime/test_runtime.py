@@ -293,14 +293,12 @@ def test_time_budget_stops_early_with_the_lr_annealed(tmp_path):
     assert lr_factor(10, s) == pytest.approx(0.9 ** 0.9)
     assert lr_factor(10, s, time_progress=0.5) == pytest.approx(0.5 ** 0.9)  # time ahead of steps: time wins
     assert lr_factor(10, s, time_progress=1.5) == 0.0
-    trainer = toy_trainer(tmp_path, steps=50)
-    trainer.s.time_budget_s = 1e-6
+    trainer = toy_trainer(tmp_path, steps=50, time_budget_s=1e-6)
     result = trainer.fit()
     trainer.close()
     assert result["stopped_by_time"] and result["step"] == 0
     assert ckpt.load(tmp_path / "last.pt")["step"] == 0
-    trainer = toy_trainer(tmp_path / "b", steps=3)
-    trainer.s.time_budget_s = 3600.0
+    trainer = toy_trainer(tmp_path / "b", steps=3, time_budget_s=3600.0)
     result = trainer.fit()
     trainer.close()
     assert not result["stopped_by_time"] and result["step"] == 3

@@ -62,7 +62,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     cfg.write_text(TINY.format(root=tmp_path / "unused", targets="inline", workers=0))
     out = tmp_path / "demo"
     assert main(["demo", "--config", str(cfg), "--out", str(out), "--set", "train.steps=2",
-                 "--set", "eval.visualize=1"]) == 0
+                 "--set", "eval.visualize=1", "--set", "train.time_budget_s=600"]) == 0
     text = capsys.readouterr().out
     assert "demo: PQ" in text
     summary = json.loads((out / "demo.json").read_text())
