@@ -302,3 +302,17 @@ def test_time_budget_stops_early_with_the_lr_annealed(tmp_path):
     result = trainer.fit()
     trainer.close()
     assert not result["stopped_by_time"] and result["step"] == 3
+
+
+def test_a_spec_mid_edit_falls_back_to_the_generated_file(tmp_path):
+    import omgen
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text((PROJECT_ROOT / "specs/examples/toy_peaks.yaml").read_text())
+    load_om(spec, "base", out=tmp_path / "gen")
+    spec.write_text(spec.read_text().replace("expr: torch.sigmoid(heat_logits)", "expr: torch.sigmoid(heat_logitz)"))
+    with pytest.warns(UserWarning, match="does not compile"):
+        om = load_om(spec, "base", out=tmp_path / "gen")
+    assert om.module.VARIANT == "base"
+    with pytest.raises(omgen.SpecErrors):
+        load_om(spec, "base", out=tmp_path / "empty")  # nothing to fall back to
