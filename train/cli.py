@@ -102,9 +102,19 @@ def ensure_synthetic(data: Mapping[str, Any]) -> Path:
     marker = root / "generated.json"
     if marker.exists() and json.loads(marker.read_text()) == stamp:
         return root
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:  # under torchrun: local rank 0 writes, the others wait
+        deadline = time.time() + 600
+        while not (marker.exists() and json.loads(marker.read_text() or "null") == stamp):
+            if time.time() > deadline:
+                raise ConfigError(f"{marker}: local rank 0 did not finish generating the synthetic dataset")
+            time.sleep(0.5)
+        return root
     t = time.perf_counter()
+    marker.unlink(missing_ok=True)
     write_dataset(root, stamp["train"], stamp["val"], size, stamp["seed"])
-    marker.write_text(json.dumps(stamp) + "\n")
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stamp) + "\n")
+    tmp.replace(marker)
     print(f"generated synthetic dataset ({stamp['train']} train + {stamp['val']} val, {size[0]}x{size[1]}) "
           f"in {root} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return root
@@ -239,7 +249,8 @@ def run_training(cfg: Dict[str, Any], *, resume: Optional[str] = None, evaluate:
                  on_step=None) -> Dict[str, Any]:
     seed_everything(int(cfg.get("seed", 0)))
     settings = settings_from(cfg)
-    torch.set_num_threads(int(cfg.get("threads", torch.get_num_threads())))
+    local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: share the cores
+    torch.set_num_threads(max(1, int(cfg.get("threads", torch.get_num_threads())) // local_procs))
     train_ds = build_dataset(cfg, cfg["data"].get("train_split", "train"), train=True)
     model = build_model(cfg, train_ds.num_classes, train_ds.thing_train_ids)
     evaluator = None
