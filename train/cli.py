@@ -224,7 +224,7 @@ def make_evaluator(cfg: Mapping[str, Any], val_ds, out_dir: Path):
                                 offsets=(out["offsets"][i] if "offsets" in out else None),
                                 centers=out["centers_pred"][i] if "centers_pred" in out else None,
                                 center_valid=out["center_valid"][i] if "center_valid" in out else None,
-                                label_divisor=divisor, ignore_label=ignore)
+                                label_divisor=divisor, ignore_label=ignore, num_classes=val_ds.num_classes)
             seen += pred.shape[0]
         seconds = time.perf_counter() - t
         r = pq.compute()

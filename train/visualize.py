@@ -25,12 +25,15 @@ def _squeeze(x: np.ndarray) -> np.ndarray:
 
 
 def panoptic_colors(ids: np.ndarray, label_divisor: int = 1000, ignore_label: int = 255,
-                    palette: Optional[np.ndarray] = None) -> np.ndarray:
-    """[H, W] panoptic ids -> [H, W, 3] uint8: a hue per class, instances jittered, void black."""
+                    palette: Optional[np.ndarray] = None, num_classes: Optional[int] = None) -> np.ndarray:
+    """[H, W] panoptic ids -> [H, W, 3] uint8: a hue per class, instances jittered, void black.
+
+    Give ``num_classes`` so that one class has one colour in every image.
+    """
     ids = _squeeze(_np(ids)).astype(np.int64)
     cls = ids // label_divisor
     ins = ids % label_divisor
-    n_cls = int(max(cls[cls != ignore_label].max(initial=0) + 1, 1))
+    n_cls = num_classes or int(max(cls[cls != ignore_label].max(initial=0) + 1, 1))
     if palette is None:
         hues = (np.arange(n_cls) * 180 // max(n_cls, 1)).astype(np.uint8)
         hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 220)], -1)[None]
@@ -111,17 +114,17 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 
 def save_sample(out_dir: str | Path, name: str, image, panoptic_pred, panoptic_truth=None, center=None,
                 offsets=None, centers=None, center_valid=None, label_divisor: int = 1000,
-                ignore_label: int = 255) -> Dict[str, Path]:
+                ignore_label: int = 255, num_classes: Optional[int] = None) -> Dict[str, Path]:
     """Write ``{name}_{overlay,truth,center,offsets,panel}.png``; returns the paths."""
     out_dir = Path(out_dir)
     img = _image_hwc(image)
-    pred_rgb = overlay(img, panoptic_colors(panoptic_pred, label_divisor, ignore_label))
+    pred_rgb = overlay(img, panoptic_colors(panoptic_pred, label_divisor, ignore_label, num_classes=num_classes))
     if centers is not None:
         pred_rgb = draw_centers(pred_rgb, centers, center_valid)
     tiles = [img.astype(np.uint8), pred_rgb]
     paths = {"overlay": write_png(out_dir / f"{name}_overlay.png", pred_rgb)}
     if panoptic_truth is not None:
-        truth_rgb = overlay(img, panoptic_colors(panoptic_truth, label_divisor, ignore_label))
+        truth_rgb = overlay(img, panoptic_colors(panoptic_truth, label_divisor, ignore_label, num_classes=num_classes))
         paths["truth"] = write_png(out_dir / f"{name}_truth.png", truth_rgb)
         tiles.append(truth_rgb)
     if center is not None:

@@ -29,6 +29,9 @@ def test_panoptic_colors_separate_classes_and_instances_void_black():
     assert not (rgb[3, 3] == rgb[3, 11]).all()                    # two instances of one class
     assert (rgb[2, 3] == 255).all()                               # instance border
     assert (panoptic_colors(torch.from_numpy(_ids())[None]) == rgb).all()  # torch [1, H, W] too
+    # with num_classes, a class keeps its colour whatever else the image holds
+    only_two = np.full((4, 4), 2000, np.int64)
+    assert (panoptic_colors(only_two, num_classes=6)[0, 0] == panoptic_colors(_ids(), num_classes=6)[10, 8]).all()
 
 
 def test_heatmap_and_offset_field():
