@@ -125,6 +125,17 @@ class OMModel(nn.Module):
         assert self.infer_entry is not None, f"OM {self.om.name} has no infer entrypoint"
         return self.infer_entry(**self._select("infer", predictions))
 
+    @torch.no_grad()
+    def inspect(self, batch: Mapping[str, Any], terms: Sequence[str]) -> Dict[str, Any]:
+        """Any terms of the OM for one batch, through the Session (logging, visualisation)."""
+        net_out = self.network(*self.network_args(batch))
+        session = self.session
+        session.bind(**self.predictions(net_out), **self.truths(batch, self.om.truth_inputs, required=False))
+        try:
+            return {name: getattr(session, name)() for name in terms}
+        finally:
+            session.bind()
+
     # -- whole steps --------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
         """Training: the batch -> the train entrypoint's outputs (losses)."""

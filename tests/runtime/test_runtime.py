@@ -103,6 +103,18 @@ def test_targets_modes_give_the_train_entrypoint_losses(mode):
     assert other.network.w.grad is not None and torch.isfinite(other.network.w.grad)
 
 
+def test_inspect_reads_any_term_through_the_session():
+    om = load_om("panoptic", "synthetic")
+    batch, logits = _panoptic_batch()
+    model = OMModel(_Fixed(logits), om, config={"sigma": 2.0},
+                    outputs={"center_heatmap": "center_logits", "offsets": "offset_logits"})
+    got = model.inspect(batch, ["center_truth", "semantic_prob", "loss"])
+    targets = model.compute_targets({"panoptic": batch["panoptic"]})
+    torch.testing.assert_close(got["center_truth"], targets["center_truth"])
+    torch.testing.assert_close(got["semantic_prob"].sum(1), torch.ones(2, 32, 32))
+    torch.testing.assert_close(got["loss"], model(batch)["loss"].detach())
+
+
 def test_mapping_errors_name_the_missing_output():
     om = load_om("panoptic", "synthetic")
     batch, logits = _panoptic_batch()
