@@ -77,7 +77,16 @@ def test_every_variant_scripts_and_matches_eager(compiled):
             scripted = torch.jit.script(eager)
             params = [p for p in scripted.forward.schema.arguments if p.name != "self"]
             args = [inputs[p.name] for p in params]
-            expected, got = eager(*args), scripted(*args)
+            try:
+                expected = eager(*args)
+            except (IndexError, RuntimeError, ValueError) as error:
+                # random values can be out of an input's domain (e.g. class ids of a given target map):
+                # then the scripted module must fail too; spec tests check values on valid inputs
+                with pytest.raises(Exception):
+                    scripted(*args)
+                print(f"{graph.om.variant.name}.{name}: eager and scripted both reject random inputs ({error})")
+                continue
+            got = scripted(*args)
             assert expected.keys() == got.keys()
             for key in expected:
                 assert torch.equal(expected[key], got[key]), f"{graph.om.variant.name}.{name}: {key} differs"
@@ -87,7 +96,13 @@ def test_every_variant_scripts_and_matches_eager(compiled):
         eager_session.bind(**inputs)
         for term in graph.terms:
             if term.term.type == "Tensor":
-                assert torch.equal(getattr(session, term.name)(), getattr(eager_session, term.name)())
+                try:
+                    expected_term = getattr(eager_session, term.name)()
+                except (IndexError, RuntimeError, ValueError):
+                    with pytest.raises(Exception):
+                        getattr(session, term.name)()
+                    continue
+                assert torch.equal(getattr(session, term.name)(), expected_term)
 
 
 # (om, entrypoint) → why torch.export cannot take it; docs/torch-export.md says the same.
