@@ -166,7 +166,7 @@ def pad_collate(samples, *, void_id: int, multiple: int = 32):
 # ------------------------------------------------------------------------------------ OM + model
 def build_model(cfg: Mapping[str, Any], num_classes: int, thing_ids: Sequence[int]) -> OMModel:
     o = cfg["om"]
-    om = load_om(o.get("spec", "specs/panoptic.yaml"), o["variant"])
+    om = load_om(o.get("spec", "specs/panoptic.yaml"), o["variant"], compile=bool(o.get("compile", True)))
     om_config = dict(o.get("config", {}) or {})
     effective = {**om.defaults, **om_config}
     if "num_classes" in effective and int(effective["num_classes"]) != num_classes:
