@@ -114,8 +114,13 @@ def nearest_center(vy: Tensor, vx: Tensor, cy: Tensor, cx: Tensor) -> Tensor:
 
 
 def histogram(keys: Tensor, bins: int) -> Tensor:
-    """Counts of keys already known to lie in [0, bins): one scatter_add, static size."""
+    """Counts of keys already known to lie in [0, bins), static size. CPU: one scatter_add. CUDA: bincount
+    (privatised counters); a scatter_add of millions of keys into a few bins serialises on atomics (10 ms at
+    batch 8, 1024x2048, H100).
+    """
     k = keys.reshape(-1)
+    if k.is_cuda and dynamic_shapes_allowed():
+        return torch.bincount(k, minlength=bins)[:bins]
     out = torch.zeros(bins, dtype=torch.long, device=keys.device)
     return out.scatter_add_(0, k, torch.ones(1, dtype=torch.long, device=keys.device).expand(k.shape[0]))
 
