@@ -1,53 +1,40 @@
 """TorchScript export of network + the OM's ``infer`` entrypoint as one module.
 
-The wrapper's ``forward(x)`` runs the network, picks the OM's prediction
-inputs from its output dict by name (through the model's ``outputs`` map) and
-returns the ``infer`` outputs. Its source is written for the OM at hand (the
-infer signature differs between OMs) and registered with ``linecache`` so
-``torch.jit.script`` can read it.
+``NetworkWithDecoding.forward(x)`` runs the network and hands its outputs to
+the generated entrypoint's ``forward_dict`` by name (``names``: OM input name
+-> network output name), so one fixed class serves every OM.
 """
 from __future__ import annotations
 
-import linecache
 from pathlib import Path
 from typing import Dict
 
 import torch
+from torch import Tensor
 
-from .checkpoint import save_atomic, unwrap  # noqa: F401  (unwrap re-exported)
+from .checkpoint import unwrap
 from .model import OMModel
 
-_counter = [0]
 
+class NetworkWithDecoding(torch.nn.Module):
+    def __init__(self, network: torch.nn.Module, infer: torch.nn.Module, names: Dict[str, str]) -> None:
+        super().__init__()
+        self.network = network
+        self.infer = infer
+        self.names = names
 
-def _wrapper_class(call_args: str):
-    _counter[0] += 1
-    filename = f"<omgen-export-{_counter[0]}>"
-    source = (
-        "import torch\n"
-        "from typing import Dict\n"
-        "from torch import Tensor\n\n\n"
-        "class Exported(torch.nn.Module):\n"
-        "    def __init__(self, network: torch.nn.Module, infer: torch.nn.Module) -> None:\n"
-        "        super().__init__()\n"
-        "        self.network = network\n"
-        "        self.infer = infer\n\n"
-        "    def forward(self, x: Tensor) -> Dict[str, Tensor]:\n"
-        "        out = self.network(x)\n"
-        f"        return self.infer({call_args})\n"
-    )
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: Dict[str, object] = {"__name__": f"omgen_export_{_counter[0]}"}
-    exec(compile(source, filename, "exec"), namespace)
-    return namespace["Exported"]
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        out: Dict[str, Tensor] = self.network(x)
+        inputs: Dict[str, Tensor] = {}
+        for om_name, network_name in self.names.items():
+            inputs[om_name] = out[network_name].float()
+        return self.infer.forward_dict(inputs)
 
 
 def scripted_inference(model: OMModel) -> torch.jit.ScriptModule:
     """``torch.jit.script`` of network + infer (eval mode, CPU copies untouched)."""
-    names = model.om.signature("infer")
-    args = ", ".join(f'out["{model.output_map.get(n, n)}"].float()' for n in names)
-    cls = _wrapper_class(args)
-    wrapper = cls(unwrap(model.network), _fresh_infer(model)).eval()
+    names = {n: model.output_map.get(n, n) for n in model.om.signature("infer") if n in model.om.prediction_inputs}
+    wrapper = NetworkWithDecoding(unwrap(model.network), _fresh_infer(model), names).eval()
     return torch.jit.script(wrapper)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch import Tensor
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, barrier, cleanup, setup
 from .metrics import MetricsLogger
-from .model import TARGETS_KEY, OMModel, TargetsCollate
+from .model import OMModel, TargetsCollate
 
 __all__ = ["TrainSettings", "Trainer", "NonFiniteLoss", "EpochBatchSampler", "seed_everything", "one_line_error",
            "to_device"]

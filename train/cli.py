@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from runtime import checkpoint as ckpt
-from runtime.config import ConfigError, get, load_config
+from runtime.config import ConfigError, load_config
 from runtime.model import OMModel
 from runtime.om import PROJECT_ROOT, load_om
 from runtime.trainer import NonFiniteLoss, Trainer, TrainSettings, one_line_error, seed_everything, to_device
@@ -310,16 +309,15 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
-def export_model(model: OMModel, path: str | Path) -> Path:
-    from train.export import export
+def export_model(checkpoint: str | Path, path: str | Path) -> Path:
+    """The deployable program (uint8 images in, panoptic maps out; train/deploy.py) of a checkpoint."""
+    from train.deploy import export_deployment
 
-    return export(model, path)
+    return export_deployment(checkpoint, path)
 
 
 def cmd_export(args) -> int:
-    cfg = _load(args)
-    model = model_from_checkpoint(cfg, args.checkpoint)
-    path = export_model(model, args.output)
+    path = export_model(args.checkpoint, args.output)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -338,7 +336,7 @@ def cmd_demo(args) -> int:
     _print_result(result)
     sys.stdout.flush()
     t_export = time.perf_counter()
-    path = export_model(model, out / "model.ts")
+    path = export_model(result["checkpoint"], out / "model.ts")
     t_export = time.perf_counter() - t_export
     total = time.perf_counter() - t0
     e = result.get("eval", {})
@@ -375,8 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     common(c)
     c.add_argument("--checkpoint", required=True)
     c.set_defaults(run=cmd_eval)
-    c = sub.add_parser("export", help="TorchScript of network + infer entrypoint")
-    common(c)
+    c = sub.add_parser("export", help="one TorchScript file: normalisation + network + infer (train/deploy.py)")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--output", "-o", required=True)
     c.set_defaults(run=cmd_export)

@@ -6,7 +6,7 @@ uint8 RGB images (written with OpenCV, converted to BGR on the way out).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import cv2
 import numpy as np

@@ -72,5 +72,6 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert 0.0 <= summary["pq"] <= 100.0 and summary["steps"] == 2
     assert (out / "data" / "annotations" / "panoptic_val.json").exists()   # generated
     assert (out / "visuals" / "val_000_panel.png").exists()
-    program = torch.jit.load(str(out / "model.ts"))
-    assert program(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))["panoptic_pred"].shape == (1, 1, 64, 64)
+    program = torch.jit.load(str(out / "model.ts"))  # the deployable program of train/deploy.py
+    result = program(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    assert result["panoptic"].shape == (1, 1, 64, 64) and result["semantic"].shape == (1, 1, 64, 64)
