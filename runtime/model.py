@@ -53,7 +53,6 @@ class OMModel(nn.Module):
         self.targets_entry = om.build("targets", self.om_config) if om.has("targets") else None
         self.train_outputs = om.outputs("train") if om.has("train") else []
         self.session = om.session(self.om_config)
-        self._session_slots = {name for name in getattr(type(self.session), "__annotations__", {}) if name.startswith("_")}
         if loss_key not in self.train_outputs and self.train_outputs:
             raise ValueError(f"loss key {loss_key!r} is not an output of the train entrypoint: {self.train_outputs}")
         self.om_train_forward: Callable[..., Dict[str, Tensor]] = self.train_entry if self.train_entry is not None else None
@@ -111,11 +110,7 @@ class OMModel(nn.Module):
             return self.om_train_forward(**self._select("train", values))
         session = self.session
         session.bind(**predictions, **truths)
-        for name, value in targets.items():
-            slot = "_" + name
-            if slot not in self._session_slots:
-                raise KeyError(f"targets output {name!r} is not a term of OM {self.om.name}/{self.om.variant}")
-            setattr(session, slot, value)
+        session.set_terms(dict(targets))  # the generated Session checks each name
         try:
             return {name: getattr(session, name)() for name in self.train_outputs}
         finally:

@@ -82,19 +82,9 @@ def _om_name_from_text(spec_path: Path) -> str:
     return match.group(1) if match else ""
 
 
-_RETURNS = re.compile(r'Entrypoint "[^"]+": returns ([^.\n]+)\.')
-
-
 def entrypoint_outputs(module: ModuleType, entrypoint: str) -> List[str]:
-    """Output names of an entrypoint: ``OUTPUTS[entrypoint]`` when the module has it, else its docstring."""
-    outputs = getattr(module, "OUTPUTS", None)
-    if isinstance(outputs, Mapping) and entrypoint in outputs:
-        return list(outputs[entrypoint])
-    cls = module.ENTRYPOINTS[entrypoint]
-    match = _RETURNS.search(cls.__doc__ or "")
-    if not match:
-        raise ValueError(f"{module.__name__}: cannot tell the outputs of entrypoint {entrypoint!r}")
-    return [name.strip() for name in match.group(1).split(",")]
+    """Output names of an entrypoint (the generated module's ``OUTPUTS``)."""
+    return list(module.OUTPUTS[entrypoint])
 
 
 @dataclasses.dataclass

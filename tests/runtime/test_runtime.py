@@ -173,6 +173,8 @@ def _weights(path):
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{here!r}, {root!r}]
+import torch
+torch.set_num_threads(1)  # as the test process: reductions must add up in the same order
 from runtime_toy import toy_trainer
 
 def kill(step, losses):
@@ -183,7 +185,16 @@ toy_trainer({out!r}, steps=7, batch=8, ckpt_every=2, on_step=kill).fit()
 """
 
 
-def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Bit-identical comparisons across processes need the same intra-op thread count (other tests change it)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(tmp_path, one_thread):
     import signal
     import subprocess
     import sys
