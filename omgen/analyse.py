@@ -122,6 +122,21 @@ class TermGraph:
                     stack.extend(self.by_name[name].params)
         return tuple(sorted(needed, key=self._topological.__getitem__))
 
+    @functools.cached_property
+    def used_functions(self) -> tuple[str, ...]:
+        """Spec functions the variant's definitions call, directly or through other functions (spec order)."""
+        functions = self.spec.functions_by_name
+        used: set[str] = set()
+        stack = [f for term in self.terms for info in term.definitions for f in info.functions]
+        while stack:
+            name = stack.pop()
+            if name not in used:
+                used.add(name)
+                function = functions[name]
+                body = read_body(function.code, tuple(arg for arg, _ in function.args))
+                stack.extend(use.value for use in body.free if use.value in functions)
+        return tuple(f.name for f in self.spec.functions if f.name in used)
+
     def is_input(self, name: str) -> bool:
         return name in self.spec.inputs_by_name
 
