@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import heapq
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import libcst as cst
-import networkx as nx
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
@@ -70,7 +72,9 @@ class TermGraph:
         return {t.name: t for t in self.terms}
 
     @functools.cached_property
-    def _graph(self) -> nx.DiGraph:
+    def _graph(self) -> "nx.DiGraph":
+        import networkx as nx  # imported on first query: a plain compile never needs it
+
         graph = nx.DiGraph()
         graph.add_nodes_from(term.name for term in self.terms)
         graph.add_edges_from((param, term.name) for term in self.terms for param in term.params)
@@ -272,6 +276,8 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
 
 
 def _report_cycle(terms: list[AnalysedTerm], errors: ErrorCollector) -> None:
+    import networkx as nx
+
     graph = nx.DiGraph((param, term.name) for term in terms for param in term.params)
     cycle = [edge[0] for edge in nx.find_cycle(graph)]
     position = {t.name: i for i, t in enumerate(terms)}
