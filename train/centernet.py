@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,7 +30,7 @@ from runtime.config import ConfigError, load_config
 from runtime.detection_eval import BoxAP
 from runtime.model import OMModel
 from runtime.om import load_om
-from runtime.trainer import NonFiniteLoss, Trainer, TrainSettings, one_line_error, seed_everything, to_device
+from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUTPUTS = {"boxes": "boxes_pred", "scores": "scores_pred", "classes": "classes_pred"}
@@ -250,19 +249,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    from train.data import DatasetError
+    from runtime.cli import run_command
 
-    try:
-        return args.run(args)
-    except (DatasetError, ConfigError, NonFiniteLoss, FileNotFoundError, KeyError, ValueError) as exc:
-        message = one_line_error(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from runtime import checkpoint as ckpt
 from runtime.config import ConfigError, load_config
 from runtime.model import OMModel
 from runtime.om import PROJECT_ROOT, load_om
-from runtime.trainer import NonFiniteLoss, Trainer, TrainSettings, one_line_error, seed_everything, to_device
+from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEMO_CONFIG = CONFIG_DIR / "synthetic_demo.yaml"
@@ -332,7 +332,7 @@ def cmd_demo(args) -> int:
     ensure_synthetic(cfg["data"])
     t_data = time.perf_counter() - t0
     result = run_training(cfg, resume="auto" if args.resume else None)
-    model: OMModel = result["model"].eval()
+    result["model"].eval()
     _print_result(result)
     sys.stdout.flush()
     t_export = time.perf_counter()
@@ -387,26 +387,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    from train.data import DatasetError
+    from runtime.cli import run_command
 
-    try:
-        return args.run(args)
-    except (DatasetError, ConfigError, NonFiniteLoss, FileNotFoundError, KeyError, ValueError) as exc:
-        message = one_line_error(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001
-        try:
-            from omgen import SpecErrors
-        except ImportError:  # pragma: no cover
-            raise exc
-        if isinstance(exc, SpecErrors):
-            for d in exc.diagnostics:
-                print(f"error: {d}", file=sys.stderr)
-            return EXIT_ERROR
-        raise
+    return run_command(_parser(), argv)
+

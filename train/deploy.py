@@ -528,17 +528,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return 2
-    try:
-        return args.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"error: {message.splitlines()[0] if message else type(exc).__name__}", file=sys.stderr)
-        return 1
+    from runtime.cli import run_command
+
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

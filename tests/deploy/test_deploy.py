@@ -136,7 +136,7 @@ FRESH = textwrap.dedent("""
         else:
             raise SystemExit("the project is importable: " + name)
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads({threads})  # as the test process: bit-equal outputs need the same reduction order
     files = {{"meta.json": ""}}
     program = torch.jit.load({model!r}, _extra_files=files)
     meta = json.loads(files["meta.json"])
@@ -158,7 +158,7 @@ def test_runs_in_a_fresh_process_without_the_project(exported, loaded, tmp_path)
     images = [torch.stack([synthetic_image(3), synthetic_image(4)]), synthetic_image(5, (90, 70))[None]]
     torch.save(images, tmp_path / "inputs.pt")
     code = FRESH.format(site=site, model=str(exported), inputs=str(tmp_path / "inputs.pt"),
-                        result=str(tmp_path / "result.pt"))
+                        result=str(tmp_path / "result.pt"), threads=torch.get_num_threads())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
     # -I: no PYTHONPATH, no cwd on sys.path; -S: no site (.pth files: the editable install's finder)
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, env=env,
