@@ -54,7 +54,7 @@ def test_cpp_example_matches_python(cpp_binary, exported, tmp_path):
     image = synthetic_image(6, (100, 120))  # not a multiple of 32: the program pads and crops
     ppm = write_ppm(tmp_path / "image.ppm", image)
     out, sem = tmp_path / "panoptic.ppm", tmp_path / "semantic.pgm"
-    proc = subprocess.run([str(cpp_binary), str(exported), str(ppm), str(out), "--threads", "2",
+    proc = subprocess.run([str(cpp_binary), str(exported), str(ppm), str(out), "--threads", str(torch.get_num_threads()),
                            "--semantic", str(sem)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '"variant": "synthetic"' in proc.stderr  # metadata read from the file's extra files
