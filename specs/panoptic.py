@@ -57,26 +57,6 @@ inputs = {
 }
 
 
-def max_filter_same(x: Tensor, kernel: int) -> Tensor:
-    """Max over a kernel x kernel window (odd kernel), same size output, -inf padding: exactly F.max_pool2d(x,
-    kernel, 1, kernel // 2), computed separably (rows then columns) by doubling windows, which is several
-    times faster on the CPU (bench/bench_panoptic.py).
-    """
-    r = kernel // 2
-    h = x.shape[-2]
-    w = x.shape[-1]
-    p = F.pad(x, [r, r, r, r], value=float("-inf"))
-    for dim in [3, 2]:
-        size = w if dim == 3 else h
-        width = 1
-        while 2 * width <= kernel:
-            n = p.shape[dim] - width
-            p = torch.maximum(p.narrow(dim, 0, n), p.narrow(dim, width, n))
-            width = 2 * width
-        p = torch.maximum(p.narrow(dim, 0, size), p.narrow(dim, kernel - width, size))
-    return p
-
-
 def thing_table(thing_ids: List[int], num_classes: int, like: Tensor) -> Tensor:
     """thing(c) in class-slot space (on the device of like): entry c + 1 for class c, entries 0 and num_classes +
     1 (outside the classes) False.
@@ -90,16 +70,6 @@ def thing_lookup(ids: Tensor, thing_ids: List[int], num_classes: int) -> Tensor:
     """thing(c) for every element of a class-id tensor; ids outside [0, num_classes) are not things."""
     table = thing_table(thing_ids, num_classes, ids)
     return table[ids.clamp(-1, num_classes) + 1]
-
-
-def dynamic_shapes_allowed() -> bool:
-    """False only while torch.export traces: data-dependent sizes (a slice to the number of valid centers) speed
-    up eager and TorchScript runs, and torch.export gets the static path (all top_k slots).
-    """
-    if not torch.jit.is_scripting():
-        return not torch.compiler.is_exporting()
-    else:
-        return True
 
 
 def nearest_center(vy: Tensor, vx: Tensor, cy: Tensor, cx: Tensor) -> Tensor:
@@ -123,6 +93,71 @@ def histogram(keys: Tensor, bins: int) -> Tensor:
         return torch.bincount(k, minlength=bins)[:bins]
     out = torch.zeros(bins, dtype=torch.long, device=keys.device)
     return out.scatter_add_(0, k, torch.ones(1, dtype=torch.long, device=keys.device).expand(k.shape[0]))
+
+
+def max_filter_same(x: Tensor, kernel: int) -> Tensor:
+    """Max over a kernel x kernel window (odd kernel), same size output, -inf padding: exactly F.max_pool2d(x,
+    kernel, 1, kernel // 2), computed separably (rows then columns) from maxima of shifted slices with
+    doubling widths, which is faster on the CPU (bench/bench_centernet.py, bench/bench_panoptic.py).
+    """
+    r = kernel // 2
+    h = x.shape[-2]
+    w = x.shape[-1]
+    p = F.pad(x, [r, r, r, r], value=float("-inf"))
+    for dim in [3, 2]:
+        size = w if dim == 3 else h
+        width = 1
+        while 2 * width <= kernel:
+            n = p.shape[dim] - width
+            p = torch.maximum(p.narrow(dim, 0, n), p.narrow(dim, width, n))
+            width = 2 * width
+        p = torch.maximum(p.narrow(dim, 0, size), p.narrow(dim, kernel - width, size))
+    return p
+
+
+def peak_scores(x: Tensor, kernel: int) -> Tensor:
+    """x where x is the max of its kernel x kernel window (ties all kept), 0 elsewhere: CenterNet's max-pool NMS
+    (heat * (max_pool(heat) == heat)).
+    """
+    return torch.where(max_filter_same(x, kernel) == x, x, torch.zeros_like(x))
+
+
+def topk_flat(x: Tensor, top_k: int) -> Tuple[Tensor, Tensor]:
+    """(values [N, k], flat indices [N, k]) of the k = min(top_k, numel / N) largest entries of each image over
+    all non-batch dims (classes and cells together), largest first.
+    """
+    flat = x.reshape(x.shape[0], -1)
+    best = torch.topk(flat, min(top_k, flat.shape[1]), 1)
+    return best[0], best[1]
+
+
+def peak_topk(x: Tensor, kernel: int, top_k: int) -> Tuple[Tensor, Tensor]:
+    """topk_flat(peak_scores(x, kernel), top_k), one image at a time: the same values as on the whole batch, but
+    the [1, C, H, W] intermediates stay below glibc's mmap threshold, where a batch of 8 at [8, 80, 128, 128]
+    (42 MB per intermediate) page-faults on every fresh buffer and costs ~3x more per image
+    (bench/bench_centernet.py).
+    """
+    n = x.shape[0]
+    if n == 1:
+        return topk_flat(peak_scores(x, kernel), top_k)
+    values: List[Tensor] = []
+    index: List[Tensor] = []
+    for i in range(n):
+        best = topk_flat(peak_scores(x[i:i + 1], kernel), top_k)
+        values.append(best[0])
+        index.append(best[1])
+    return torch.cat(values), torch.cat(index)
+
+
+def dynamic_shapes_allowed() -> bool:
+    """False only while torch.export traces: data-dependent sizes (a slice to the number of valid centers, a
+    window as large as the largest radius of the batch) speed up eager and TorchScript runs, and torch.export
+    gets the static path (all slots, windows as large as the grid).
+    """
+    if not torch.jit.is_scripting():
+        return not torch.compiler.is_exporting()
+    else:
+        return True
 
 
 class Config(OutputMath):
