@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 import generated.centernet.base as om  # noqa: E402
@@ -38,20 +40,8 @@ CLOCK = time.perf_counter
 
 
 def paired(fn, base, repeat):
-    """min time of fn and of base, run alternately (drift on the shared machine hits both alike); 3 warm-up
-    calls each (TorchScript's profiling executor optimises a graph on its second or third call)."""
-    for _ in range(3):
-        fn()
-        base()
-    a, b = [], []
-    for _ in range(repeat):
-        t = CLOCK()
-        fn()
-        a.append(CLOCK() - t)
-        t = CLOCK()
-        base()
-        b.append(CLOCK() - t)
-    return min(a), min(b)
+    """min time of fn and of base, alternately (bench/timing.py), with this script's clock."""
+    return timing.paired(fn, base, repeat, clock=CLOCK)
 
 
 def boxes_batch(n, m=50, img=512, seed=0):

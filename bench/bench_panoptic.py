@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 import generated.panoptic.base as om  # noqa: E402
@@ -52,18 +54,8 @@ def best(fn, repeat):
 
 
 def paired(fn, base, repeat):
-    """min time of fn and of base, run alternately (the machine is shared: drift hits both alike)."""
-    fn()
-    base()
-    a, b = [], []
-    for _ in range(repeat):
-        t = CLOCK()
-        fn()
-        a.append(CLOCK() - t)
-        t = CLOCK()
-        base()
-        b.append(CLOCK() - t)
-    return min(a), min(b)
+    """min time of fn and of base, alternately (bench/timing.py), with this script's clock."""
+    return timing.paired(fn, base, repeat, clock=CLOCK)
 
 
 def scene(n, h, w, instances=30, seed=0):
