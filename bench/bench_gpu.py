@@ -139,11 +139,34 @@ def training_rows(h: int, w: int, repeat: int) -> list[str]:
             f"OM (targets + train, fp32) {share * 100:.0f} % of the step; targets alone {t_targets / n * 1e3:.2f} ms/image |"]
 
 
+def deploy_rows(folder: Path, repeat: int) -> list[str]:
+    """Exported program vs the same module eager, both on the device; `folder` holds model.ts (train/deploy.py
+    export), eager.pt (torch.save of the eager DeployedPanoptic) and image.pt (uint8 [1, 3, 512, 1024]).
+    Make the folder on the CPU with bench/bench_deploy.py's make_checkpoint and train/deploy.py."""
+    eager = torch.load(folder / "eager.pt", weights_only=False).to(DEVICE).eval()
+    try:
+        program = torch.jit.load(str(folder / "model.ts"), map_location=DEVICE)
+    except RuntimeError:  # a file saved by a newer torch: script the same module here (what the export does)
+        print(f"(model.ts does not load in torch {torch.__version__}: timing torch.jit.script of eager.pt instead)")
+        program = torch.jit.script(eager)
+    rows = []
+    for n in (1, 8):
+        image = torch.load(folder / "image.pt").expand(n, -1, -1, -1).contiguous().to(DEVICE)
+        with torch.no_grad():
+            t_program = timed(lambda: program(image), repeat)
+            t_eager = timed(lambda: eager(image), repeat)
+        rows.append(row(f"deployed program (TorchScript), {image.shape[2]}x{image.shape[3]}", t_program, n, t_eager,
+                        "same module eager"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke test of the script")
+    ap.add_argument("--deploy", type=Path, default=None, help="folder with model.ts, eager.pt, image.pt: only "
+                    "time the deployed program against its eager module")
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -151,6 +174,12 @@ def main() -> None:
         raise SystemExit("bench_gpu.py needs CUDA (or --device cpu for a smoke test)")
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     print(f"device: {name}, torch {torch.__version__}")
+    if args.deploy is not None:
+        print("| what | batch | per image | eager per image | ratio |")
+        print("| --- | --- | --- | --- | --- |")
+        for line in deploy_rows(args.deploy, args.repeat):
+            print(line, flush=True)
+        return
     h, w = (256, 512) if args.quick else (1024, 2048)
     print("| what | batch | per image | floor per image | ratio |")
     print("| --- | --- | --- | --- | --- |")
