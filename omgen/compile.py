@@ -37,15 +37,18 @@ class CompileResult:
 
 
 def load(path: str | Path) -> Spec:
-    """Read a spec of either format (by extension)."""
+    """Read a spec of either format (by extension) and run the spec-wide checks every later stage relies on."""
     path = Path(path)
     if path.suffix in (".yaml", ".yml"):
         from .load_yaml import load_spec
-        return load_spec(path)
-    if path.suffix == ".py":
-        from .load_python import load_spec as load_python_spec
-        return load_python_spec(path)
-    raise SpecErrors.single(Location(str(path)), "unknown spec format", "expected a .yaml, .yml or .py file")
+    elif path.suffix == ".py":
+        from .load_python import load_spec
+    else:
+        raise SpecErrors.single(Location(str(path)), "unknown spec format", "expected a .yaml, .yml or .py file")
+    spec = load_spec(path)
+    validate_spec(spec)
+    check_functions(spec)
+    return spec
 
 
 def parse_overrides(assignments: Sequence[str]) -> dict[str, tuple[Any, Location]]:
@@ -96,8 +99,6 @@ def compile_spec(spec_path: str | Path, *, variants: Sequence[str] = (), mixins:
                  overrides: Sequence[str] = (), out: str | Path | None = None) -> CompileResult:
     """Compile the selected variants in memory; SpecErrors (all of them) on any problem."""
     spec = load(spec_path)
-    validate_spec(spec)
-    check_functions(spec)
     parsed = parse_overrides(overrides)
     overrides_text = " ".join(sorted(overrides))
     selected = select_variants(spec, variants, mixins)

@@ -82,18 +82,8 @@ def c3_linearise(name: str, bases_of: Mapping[str, tuple[str, ...]]) -> list[str
 def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any, Location]] | None = None) -> ResolvedOM:
     """Resolve one variant; raises SpecErrors listing every problem."""
     errors = ErrorCollector()
-    blocks = spec.blocks_by_name
-    bases_of: dict[str, tuple[str, ...]] = {}
-    for block in spec.blocks:
-        for base in block.bases:
-            if base not in blocks:
-                errors.error(block.location, f"'{block.name}' has unknown base '{base}'", did_you_mean(base, blocks))
-        bases_of[block.name] = tuple(b for b in block.bases if b in blocks)
-    for name in spec.compose:
-        if name not in blocks:
-            errors.error(spec.location, f"compose lists unknown block '{name}'", did_you_mean(name, blocks))
-        elif blocks[name].kind != "block":
-            errors.error(spec.location, f"compose lists '{name}', which is a mixin", "list mixins in a variant")
+    blocks = spec.blocks_by_name  # names, bases and compose were checked by validate_spec when loading
+    bases_of = {block.name: block.bases for block in spec.blocks}
     for name in variant.mixins:
         if name not in blocks:
             errors.error(variant.location, f"variant '{variant.name}' uses unknown mixin '{name}'",

@@ -16,7 +16,7 @@ GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "INPUT
 
 
 def validate_spec(spec: Spec) -> None:
-    """Raise SpecErrors listing every spec-wide problem."""
+    """Raise SpecErrors listing every spec-wide problem (run by `omgen.compile.load` on every spec)."""
     errors = ErrorCollector()
     _unique(errors, [(b.ident, b.name, b.location) for b in spec.blocks], "block or mixin",
             "its method names (_<term>__<owner>)")
@@ -45,7 +45,17 @@ def validate_spec(spec: Spec) -> None:
         if function.name in GENERATED_NAMES or function.name.startswith("_check"):
             errors.error(function.location, f"function '{function.name}' has a name the generated module uses",
                          "choose another name")
-    bases_of = {b.name: tuple(x for x in b.bases if x in spec.blocks_by_name) for b in spec.blocks}
+    blocks = spec.blocks_by_name
+    for block in spec.blocks:
+        for base in block.bases:
+            if base not in blocks:
+                errors.error(block.location, f"'{block.name}' has unknown base '{base}'", did_you_mean(base, blocks))
+    for name in spec.compose:
+        if name not in blocks:
+            errors.error(spec.location, f"compose lists unknown block '{name}'", did_you_mean(name, blocks))
+        elif blocks[name].kind != "block":
+            errors.error(spec.location, f"compose lists '{name}', which is a mixin", "list mixins in a variant")
+    bases_of = {b.name: tuple(x for x in b.bases if x in blocks) for b in spec.blocks}
     for block in spec.blocks:
         try:
             c3_linearise(block.name, bases_of)

@@ -14,7 +14,6 @@ Unicode mathematical alphanumeric characters.
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 import xml.etree.ElementTree as ET
 
@@ -168,8 +167,3 @@ def _merge_upright_words(root: ET.Element) -> None:
 
 def _non_ascii_as_references(text: str) -> str:
     return "".join(c if ord(c) < 128 else f"&#x{ord(c):05X};" for c in text)
-
-
-def raw_latex_html(latex: str) -> str:
-    """The fallback: the LaTeX source, escaped, for a <code> element."""
-    return html.escape(latex, quote=False)

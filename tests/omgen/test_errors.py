@@ -121,3 +121,14 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["compile"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("command", [["check"], ["explain", "SPEC", "y"], ["graph", "SPEC"], ["diff", "SPEC", "base", "base"]])
+def test_every_command_validates_the_spec(command, write_spec, capsys):
+    path = write_spec(GOOD_HEAD + "blocks: {A: {bases: [Nope], terms: {y: x}}}\ncompose: [A]\nentrypoints: {t: [y]}\n")
+    argv = [str(path) if part == "SPEC" else part for part in command]
+    if "SPEC" not in command:
+        argv.append(str(path))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "spec.yaml:6:10: error: 'A' has unknown base 'Nope'" in err and "Traceback" not in err
