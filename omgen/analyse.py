@@ -193,7 +193,7 @@ class _Scope:
     def __init__(self, spec: Spec, om: ResolvedOM):
         self.terms = om.terms_by_name
         self.inputs = spec.inputs_by_name
-        self.config = dict(om.config_values)
+        self.config = om.config
         self.functions = spec.functions_by_name
 
     def kind(self, name: str) -> str | None:

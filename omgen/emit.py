@@ -10,6 +10,8 @@ import dataclasses
 import functools
 import hashlib
 
+from typing import Mapping
+
 import jinja2
 
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
@@ -41,7 +43,7 @@ def spec_digest(spec: Spec, extra: str = "") -> str:
 def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
     """The generated module of one variant."""
     spec = graph.spec
-    configs = [_config_view(c, dict(graph.om.config_values)[c.name]) for c in spec.config]
+    configs = [_config_view(c, graph.om.config[c.name]) for c in spec.config]
     header = _header(graph, overrides_text)
     return _template().render(
         header=header,
@@ -83,7 +85,7 @@ def _header(graph: TermGraph, overrides_text: str) -> Header:
         composition += f"; --set {overrides_text}"
     doc = " ".join((spec.doc or f"Output mathematics '{spec.om}'.").split()).replace('"""', "'''")
     return Header(spec.path, spec_digest(spec, overrides_text)[:16], spec.om, variant.name, variant.mixins, composition,
-                  doc, dict(graph.om.config_values))
+                  doc, dict(graph.om.config))
 
 
 def _config_view(config: ConfigDecl, value: object) -> dict:
@@ -150,7 +152,7 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     inputs = graph.spec.inputs_by_name
     needed_inputs = [i for i in graph.spec.inputs if i.name in order]
     params = [f"{i.name}: {i.type}" for i in needed_inputs]
-    checks = [_input_check(i, dict(graph.om.config_values)) for i in needed_inputs if i.type == "Tensor"]
+    checks = [_input_check(i, graph.om.config) for i in needed_inputs if i.type == "Tensor"]
     steps = []
     for name in order:
         if name in inputs:
@@ -168,7 +170,7 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
             "comment_column": column}
 
 
-def _input_check(decl: InputDecl, config: dict) -> str:
+def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
     if decl.shape is None:
         return f'_check_input("{decl.name}", {decl.name}, "any", [-1] * {decl.name}.dim(), [""] * {decl.name}.dim(), _dims, "{decl.dtype}")'
     size_items, symbol_items = [], []

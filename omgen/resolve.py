@@ -6,6 +6,7 @@ so that `super()` can reach the next definition at any depth.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping
 
 from .errors import ErrorCollector, Location, did_you_mean
@@ -34,6 +35,11 @@ class ResolvedOM:
     linearisation: tuple[str, ...]  # blocks and mixins, highest priority first
     terms: tuple[ResolvedTerm, ...]  # in order of first declaration in the spec
     config_values: tuple[tuple[str, Any], ...]  # every config value after overrides
+
+    @functools.cached_property
+    def config(self) -> Mapping[str, Any]:
+        """Config name → value in this variant."""
+        return dict(self.config_values)
 
     @property
     def terms_by_name(self) -> Mapping[str, ResolvedTerm]:

@@ -41,7 +41,7 @@ def _short(value: Any) -> str:
 
 def diff_marks(graph_a: TermGraph, graph_b: TermGraph, maths: MathCache) -> tuple[dict[str, str], dict]:
     """(term → CHANGED / ADDED / AFFECTED marks for the sheet of B, the data of the changes table)."""
-    config_a, config_b = dict(graph_a.om.config_values), dict(graph_b.om.config_values)
+    config_a, config_b = graph_a.om.config, graph_b.om.config
     a_terms, b_terms = graph_a.by_name, graph_b.by_name
     marks: dict[str, str] = {}
     why: dict[str, str] = {}

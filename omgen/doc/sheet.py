@@ -264,7 +264,7 @@ def build_sheet(graph: TermGraph, source: str, code_path: str, maths: MathCache,
               used_by=tuple((u, anchor_of[u]) for u in graph.dependents(i.name)) if i.name in graph._graph else (),
               entrypoints=()) for i in spec.inputs))
 
-    values = dict(om.config_values)
+    values = om.config
     set_by_variant = {name for name, _, _ in om.variant.config}
     config = tuple({"name": c.name, "type": c.type, "value": _python_literal(values[c.name]),
                     "default": _python_literal(c.default), "doc": c.doc, "changed": c.name in set_by_variant}
