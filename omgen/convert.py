@@ -11,17 +11,19 @@ Python → YAML writes the canonical bodies the Python frontend produced
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import libcst as cst
 
 from .bodies import read_body
 from .errors import Location, SpecErrors
+from .load_yaml import project_root
 from .model import Block, Code, Spec, TermDef
 
 LINE = 110
@@ -38,7 +40,9 @@ def convert(spec_path: str | Path, out_path: str | Path) -> Iterable[str]:
     if Path(spec_path).resolve() == out.resolve():
         raise SpecErrors.single(Location(str(out)), "the output would overwrite the spec", "choose another -o")
     spec = load(spec_path)
-    text = to_python(spec) if out.suffix == ".py" else to_yaml(spec)
+    root = project_root(Path(spec_path))
+    includes = [Path(os.path.relpath(root / name, out.parent.resolve())).as_posix() for name in spec.includes]
+    text = to_python(spec, includes) if out.suffix == ".py" else to_yaml(spec, includes)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
@@ -195,10 +199,22 @@ def _ordered_blocks(spec: Spec) -> list[Block]:
     return done
 
 
-def to_python(spec: Spec) -> str:
-    class_names = _class_names(spec)
+def _own_part(spec: Spec, includes: Sequence[str], python: bool) -> tuple[Spec, list[str]]:
+    """The spec without what its included files declare, and the include list to write; a Python spec includes
+    only functions, config and inputs, so where an included file holds blocks or mixins the Python file gets
+    everything inline and no include."""
+    if not includes or python and any(b.location.file != spec.path for b in spec.blocks):
+        return spec, []
+    own = lambda decls: tuple(d for d in decls if d.location.file == spec.path)  # noqa: E731
+    return dataclasses.replace(spec, config=own(spec.config), inputs=own(spec.inputs), functions=own(spec.functions),
+                               blocks=own(spec.blocks)), list(includes)
+
+
+def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     terms = {t.name for b in spec.blocks for t in b.terms}
     values = set(spec.config_by_name) | set(spec.inputs_by_name)
+    spec, include = _own_part(spec, includes, python=True)
+    class_names = _class_names(spec)
     uses_mixin = any(b.kind == "mixin" for b in spec.blocks)
     uses_term = any(t.shape is not None or t.math is not None or t.is_new for b in spec.blocks for t in b.terms)
     markers = [name for name, used in (("mixin", uses_mixin), ("term", uses_term)) if used]
@@ -210,6 +226,8 @@ def to_python(spec: Spec) -> str:
     if markers:
         out.append(f"from omgen.markers import {', '.join(markers)}\n")
     out.append(f"\nom = {py_string(spec.om)}\n")
+    if include:
+        out.append(f"include = {py_literal(include)}\n")
     if spec.inputs:
         inputs = {}
         for decl in spec.inputs:
@@ -303,10 +321,13 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
 # ----------------------------------------------------------------------------- Python (or YAML) → YAML
 
 
-def to_yaml(spec: Spec) -> str:
+def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
+    spec, include = _own_part(spec, includes, python=False)
     out: list[str] = [f"om: {_y(spec.om)}\n"]
     if spec.doc:
         out.append(f"doc: {_y(spec.doc)}\n")
+    if include:
+        out.append(f"include: {_y(include)}\n")
     if spec.config:
         out.append("config:\n")
         for decl in spec.config:

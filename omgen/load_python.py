@@ -32,12 +32,12 @@ import libcst.metadata as meta
 
 from .bodies import _NameVisitor
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, display_path, project_root
+from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, Library, display_path, load_library, project_root
 from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
-TOP_NAMES = ("om", "compose", "inputs", "variants", "entrypoints")
+TOP_NAMES = ("om", "include", "compose", "inputs", "variants", "entrypoints")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
@@ -107,8 +107,8 @@ class _File:
     Method bodies are read again, one by one, with libcst (rewriting keeps their formatting).
     """
 
-    def __init__(self, path: Path, display: str, text: str, errors: ErrorCollector):
-        self.path, self.display, self.text, self.errors = path, display, text, errors
+    def __init__(self, path: Path, display: str, text: str, errors: ErrorCollector, root: Path):
+        self.path, self.display, self.text, self.errors, self.root = path, display, text, errors, root
         self.lines = text.splitlines()
         self.tree = ast.parse(text, filename=display)
 
@@ -978,6 +978,8 @@ class _Builder:
         self.config = {c.name: c for c in reader.config}
         self.inputs: dict[str, InputDecl] = {}
         self.functions = {f.name: f for f, _ in reader.functions}
+        self.library = Library((), (), (), (), ())
+        self.includes: tuple[str, ...] = ()  # display paths, as Spec.includes
         self.term_units: dict[tuple[str, tuple], str] = {}  # (method, values) → term name
         self.term_order: list[tuple[str, tuple]] = []
         self.term_values: dict[tuple[str, tuple], tuple] = {}  # key → the mode values
@@ -1212,6 +1214,7 @@ class _Builder:
         elif om is not None and (not IDENTIFIER.match(om) or keyword.iskeyword(om)):
             errors.error(file.loc(top["om"]), f"om '{om}' must be a Python identifier")
         self.inputs = self._inputs(top.get("inputs"))
+        self._include(top.get("include"))
         self._check_classes()
         self._check_names()
         errors.raise_if_any()
@@ -1259,17 +1262,19 @@ class _Builder:
             for term in block.terms:
                 if term.name in self.config or term.name in self.inputs or term.name in self.functions:
                     errors.error(term.location, f"term '{term.name}' has the name of a config value, input or function")
-        functions = [f for f, _ in r.functions] + [self.helper_decls[k] for k in self._helper_order()]
+        functions = [f for f, _ in r.functions] + list(self.library.functions) + \
+            [self.helper_decls[k] for k in self._helper_order()]
         compose = self._class_list(top.get("compose"), "compose", kind="block") if "compose" in top else ()
         if "compose" not in top:
             errors.error(Location(file.display, 1, 1), "missing `compose = [...]` (the blocks of the base OM)")
         variants = self._variants(top.get("variants"))
         errors.raise_if_any()
-        sources = ((file.display, hashlib.sha256(file.path.read_bytes()).hexdigest()),)
-        return Spec(om=om or "", doc=r.doc, path=file.display, sources=sources, config=tuple(r.config),
-                    inputs=tuple(self.inputs.values()), functions=tuple(functions), blocks=tuple(blocks),
+        sources = ((file.display, hashlib.sha256(file.path.read_bytes()).hexdigest()),) + self.library.sources
+        return Spec(om=om or "", doc=r.doc, path=file.display, sources=sources,
+                    config=tuple(r.config) + self.library.config, inputs=tuple(self.inputs.values()),
+                    functions=tuple(functions), blocks=tuple(blocks),
                     compose=tuple(compose), variants=variants, entrypoints=entrypoints,
-                    location=Location(file.display, 1, 1))
+                    location=Location(file.display, 1, 1), includes=self.includes)
 
     def _helper_order(self) -> list[str]:
         order = []
@@ -1312,6 +1317,9 @@ class _Builder:
         items = [(c.name, c.location, "config value") for c in self.r.config]
         items += [(i.name, i.location, "input") for i in self.inputs.values()]
         items += [(f.name, f.location, "function") for f, _ in self.r.functions]
+        lib = self.library
+        items += [(c.name, c.location, "config value") for c in lib.config]
+        items += [(f.name, f.location, "function") for f in lib.functions]
         for name, location, what in items:
             if name in seen:
                 hint = f"already defined at {seen[name]}"
@@ -1335,6 +1343,45 @@ class _Builder:
                              "choose another name")
 
     # -- module-level literals
+
+    def _include(self, node: ast.AST | None) -> None:
+        """`include = ["common/peaks.yaml", ...]`: YAML spec libraries (paths relative to this file) whose
+        functions, config and inputs this spec uses as if declared here."""
+        if node is None:
+            return
+        file, errors = self.file, self.errors
+        if not isinstance(node, (ast.List, ast.Tuple)):
+            errors.error(file.loc(node), "include must be a list of spec file paths", 'e.g. include = ["common/peaks.yaml"]')
+            return
+        wanted = []
+        for item in node.elts:
+            rel = file.string(item, "an include entry")
+            if rel is None:
+                continue
+            if not rel.endswith((".yaml", ".yml")):
+                errors.error(file.loc(item), f"include '{rel}' is not a YAML spec library",
+                             "a Python spec includes YAML libraries (functions, config, inputs); "
+                             "write shared Python classes into this file")
+                continue
+            wanted.append((rel, file.loc(item)))
+        self.includes = tuple(display_path((file.path.parent / rel).resolve(), file.root) for rel, _ in wanted)
+        try:
+            library = load_library(wanted, file.path.parent, file.root)
+        except SpecErrors as exc:
+            errors.extend(exc.diagnostics)
+            return
+        for block in library.blocks:
+            errors.error(block.location, f"{block.kind} '{block.name}' of an included library cannot be used by a "
+                         f"Python spec (it includes functions, config and inputs)",
+                         "write it as a class of the Python spec, or include the library from a YAML spec")
+        for decl in library.inputs:
+            if decl.name in self.inputs:
+                errors.error(self.inputs[decl.name].location, f"duplicate name '{decl.name}' (input)",
+                             f"already defined at {decl.location}")
+        self.library = library
+        self.config.update((c.name, c) for c in library.config)
+        self.inputs.update((i.name, i) for i in library.inputs)
+        self.functions.update((f.name, f) for f in library.functions)
 
     def _inputs(self, node: ast.AST | None) -> dict[str, InputDecl]:
         file, errors = self.file, self.errors
@@ -1518,7 +1565,7 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
         raise SpecErrors.single(Location(display), f"cannot read spec file '{display}': {exc.strerror}") from None
     errors = ErrorCollector()
     try:
-        file = _File(path, display, text, errors)  # Python's ast: positions and syntax errors; parsing runs nothing
+        file = _File(path, display, text, errors, root)  # Python's ast: positions and syntax errors; parsing runs nothing
     except SyntaxError as exc:
         raise SpecErrors.single(Location(display, exc.lineno or 1, exc.offset or 1),
                                 f"syntax error: {exc.msg}") from None

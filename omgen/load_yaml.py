@@ -6,6 +6,7 @@ their line, all of them at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import keyword
 import re
@@ -162,7 +163,7 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
     parts: list[tuple[_Reader, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
     _read_with_includes(path.resolve(), root, errors, parts, stack=())
     errors.raise_if_any()
-    return _build_spec(parts, errors)
+    return _build_spec(parts, errors, root)
 
 
 def project_root(path: Path) -> Path:
@@ -220,33 +221,73 @@ def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: l
                 _read_with_includes((path.parent / rel).resolve(), root, errors, parts, stack + (path,), reader.loc(item))
 
 
-def _build_spec(parts: list, errors: ErrorCollector) -> Spec:
-    main_reader, main_top = parts[0]
-    sources = tuple((reader.display, hashlib.sha256(reader.path.read_bytes()).hexdigest()) for reader, _ in parts)
-    seen: dict[str, Location] = {}
+@dataclasses.dataclass(frozen=True)
+class Library:
+    """What included spec files contribute to the spec that includes them (the Python frontend's `include`)."""
 
-    def claim(name: str, loc: Location, what: str) -> bool:
-        if name in seen:
-            errors.error(loc, f"duplicate name '{name}' ({what})", f"already defined at {seen[name]}")
+    config: tuple[ConfigDecl, ...]
+    inputs: tuple[InputDecl, ...]
+    functions: tuple[FunctionDecl, ...]
+    blocks: tuple[Block, ...]
+    sources: tuple[tuple[str, str], ...]  # (display path, sha256) of every included file
+
+
+def load_library(includes: list[tuple[str, Location]], base: Path, root: Path) -> Library:
+    """Read YAML spec libraries named (relative to `base`) by another spec's include list, or raise SpecErrors."""
+    errors = ErrorCollector()
+    parts: list[tuple[_Reader, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
+    for rel, site in includes:
+        _read_with_includes((base / rel).resolve(), root, errors, parts, stack=(), include_site=site)
+    errors.raise_if_any()
+    _forbid_main_keys(parts, errors)
+    config, inputs, functions, blocks = _collect_sections(parts, errors, _Names(errors))
+    errors.raise_if_any()
+    return Library(tuple(config), tuple(inputs), tuple(functions), tuple(blocks), _sources(parts))
+
+
+def _sources(parts: list) -> tuple[tuple[str, str], ...]:
+    return tuple((reader.display, hashlib.sha256(reader.path.read_bytes()).hexdigest()) for reader, _ in parts)
+
+
+class _Names:
+    """The names one spec defines so far: a second definition of a name is an error at its line."""
+
+    def __init__(self, errors: ErrorCollector):
+        self.errors = errors
+        self.seen: dict[str, Location] = {}
+
+    def claim(self, name: str, loc: Location, what: str) -> bool:
+        if name in self.seen:
+            self.errors.error(loc, f"duplicate name '{name}' ({what})", f"already defined at {self.seen[name]}")
             return False
-        seen[name] = loc
+        self.seen[name] = loc
         return True
 
+
+def _forbid_main_keys(parts: list, errors: ErrorCollector) -> None:
+    for reader, top in parts:
+        for key in ("om", "compose", "variants", "entrypoints"):
+            if key in top:
+                errors.error(reader.loc(top[key][0]), f"'{key}' belongs in the main spec, not in an included file")
+
+
+def _collect_sections(parts: list, errors: ErrorCollector, names: _Names) -> tuple[list, list, list, list]:
+    """Config, inputs, functions and blocks (mixins included) of every file, in include order."""
     config: list[ConfigDecl] = []
     inputs: list[InputDecl] = []
     functions: list[FunctionDecl] = []
     blocks: list[Block] = []
     for reader, top in parts:
         for name, (key_node, node) in _section(reader, top, "config").items():
-            if _check_name(reader, key_node, name, "config value") and claim(name, reader.loc(key_node), "config value"):
+            if _check_name(reader, key_node, name, "config value") and names.claim(name, reader.loc(key_node), "config value"):
                 decl = _config(reader, name, key_node, node)
                 if decl:
                     config.append(decl)
         for name, (key_node, node) in _section(reader, top, "inputs").items():
-            if _check_name(reader, key_node, name, "input") and claim(name, reader.loc(key_node), "input"):
+            if _check_name(reader, key_node, name, "input") and names.claim(name, reader.loc(key_node), "input"):
                 inputs.append(_input(reader, name, key_node, node))
         for name, (key_node, node) in _section(reader, top, "functions").items():
-            if _check_name(reader, key_node, name, "function") and claim(name, reader.loc(key_node), "function"):
+            if _check_name(reader, key_node, name, "function") and names.claim(name, reader.loc(key_node), "function"):
                 decl = _function(reader, name, key_node, node)
                 if decl:
                     functions.append(decl)
@@ -256,8 +297,16 @@ def _build_spec(parts: list, errors: ErrorCollector) -> Spec:
                 if not pattern.match(name):
                     errors.error(reader.loc(key_node), f"'{name}' is not a valid {kind} name")
                     continue
-                if claim(name, reader.loc(key_node), kind):
+                if names.claim(name, reader.loc(key_node), kind):
                     blocks.append(_block(reader, name, kind, key_node, node))
+    return config, inputs, functions, blocks
+
+
+def _build_spec(parts: list, errors: ErrorCollector, root: Path) -> Spec:
+    main_reader, main_top = parts[0]
+    names = _Names(errors)
+    seen = names.seen
+    config, inputs, functions, blocks = _collect_sections(parts, errors, names)
 
     term_locations = {t.name: t.location for b in blocks for t in b.terms}
     for name, loc in term_locations.items():
@@ -279,17 +328,22 @@ def _build_spec(parts: list, errors: ErrorCollector) -> Spec:
     entrypoints = _entrypoints(main_reader, main_top.get("entrypoints", (None, None))[1])
     if not entrypoints and "entrypoints" not in main_top:
         errors.error(Location(main_reader.display, 1, 1), "missing 'entrypoints' (which terms each module returns)")
-    for reader, top in parts[1:]:
-        for key in ("om", "compose", "variants", "entrypoints"):
-            if key in top:
-                errors.error(reader.loc(top[key][0]), f"'{key}' belongs in the main spec, not in an included file")
+    _forbid_main_keys(parts[1:], errors)
     errors.raise_if_any()
     return Spec(
         om=om, doc=main_reader.string(main_top.get("doc", (None, None))[1], "doc"), path=main_reader.display,
-        sources=sources, config=tuple(config), inputs=tuple(inputs), functions=tuple(functions),
+        sources=_sources(parts), config=tuple(config), inputs=tuple(inputs), functions=tuple(functions),
         blocks=tuple(blocks), compose=compose, variants=variants, entrypoints=entrypoints,
-        location=Location(main_reader.display, 1, 1),
+        location=Location(main_reader.display, 1, 1), includes=_direct_includes(main_reader, main_top, root),
     )
+
+
+def _direct_includes(reader: _Reader, top: dict, root: Path) -> tuple[str, ...]:
+    if "include" not in top or not isinstance(top["include"][1], yaml.SequenceNode):
+        return ()
+    names = (reader.value(item) for item in top["include"][1].value)
+    return tuple(display_path((reader.path.parent / name).resolve(), root) for name in names if isinstance(name, str))
+
 
 
 def _section(reader: _Reader, top: dict, key: str) -> dict:

@@ -174,6 +174,7 @@ class Spec:
     variants: tuple[VariantDecl, ...]
     entrypoints: tuple[EntrypointDecl, ...]
     location: Location
+    includes: tuple[str, ...] = ()  # display paths of the files this spec's own include list names
 
     def block(self, name: str) -> Block:
         return self.blocks_by_name[name]

@@ -17,6 +17,7 @@ from omgen import OutputMath
 from omgen.markers import mixin, term
 
 om = "panoptic_py"  # generated/panoptic_py: the YAML spec keeps generated/panoptic
+include = ["common/peaks.yaml", "common/heatmaps.yaml", "common/regression.yaml"]  # shared with CenterNet
 
 inputs = {
     "semantic_logits": {
@@ -93,71 +94,6 @@ def histogram(keys: Tensor, bins: int) -> Tensor:
         return torch.bincount(k, minlength=bins)[:bins]
     out = torch.zeros(bins, dtype=torch.long, device=keys.device)
     return out.scatter_add_(0, k, torch.ones(1, dtype=torch.long, device=keys.device).expand(k.shape[0]))
-
-
-def max_filter_same(x: Tensor, kernel: int) -> Tensor:
-    """Max over a kernel x kernel window (odd kernel), same size output, -inf padding: exactly F.max_pool2d(x,
-    kernel, 1, kernel // 2), computed separably (rows then columns) from maxima of shifted slices with
-    doubling widths, which is faster on the CPU (bench/bench_centernet.py, bench/bench_panoptic.py).
-    """
-    r = kernel // 2
-    h = x.shape[-2]
-    w = x.shape[-1]
-    p = F.pad(x, [r, r, r, r], value=float("-inf"))
-    for dim in [3, 2]:
-        size = w if dim == 3 else h
-        width = 1
-        while 2 * width <= kernel:
-            n = p.shape[dim] - width
-            p = torch.maximum(p.narrow(dim, 0, n), p.narrow(dim, width, n))
-            width = 2 * width
-        p = torch.maximum(p.narrow(dim, 0, size), p.narrow(dim, kernel - width, size))
-    return p
-
-
-def peak_scores(x: Tensor, kernel: int) -> Tensor:
-    """x where x is the max of its kernel x kernel window (ties all kept), 0 elsewhere: CenterNet's max-pool NMS
-    (heat * (max_pool(heat) == heat)).
-    """
-    return torch.where(max_filter_same(x, kernel) == x, x, torch.zeros_like(x))
-
-
-def topk_flat(x: Tensor, top_k: int) -> Tuple[Tensor, Tensor]:
-    """(values [N, k], flat indices [N, k]) of the k = min(top_k, numel / N) largest entries of each image over
-    all non-batch dims (classes and cells together), largest first.
-    """
-    flat = x.reshape(x.shape[0], -1)
-    best = torch.topk(flat, min(top_k, flat.shape[1]), 1)
-    return best[0], best[1]
-
-
-def peak_topk(x: Tensor, kernel: int, top_k: int) -> Tuple[Tensor, Tensor]:
-    """topk_flat(peak_scores(x, kernel), top_k), one image at a time: the same values as on the whole batch, but
-    the [1, C, H, W] intermediates stay below glibc's mmap threshold, where a batch of 8 at [8, 80, 128, 128]
-    (42 MB per intermediate) page-faults on every fresh buffer and costs ~3x more per image
-    (bench/bench_centernet.py).
-    """
-    n = x.shape[0]
-    if n == 1:
-        return topk_flat(peak_scores(x, kernel), top_k)
-    values: List[Tensor] = []
-    index: List[Tensor] = []
-    for i in range(n):
-        best = topk_flat(peak_scores(x[i:i + 1], kernel), top_k)
-        values.append(best[0])
-        index.append(best[1])
-    return torch.cat(values), torch.cat(index)
-
-
-def dynamic_shapes_allowed() -> bool:
-    """False only while torch.export traces: data-dependent sizes (a slice to the number of valid centers, a
-    window as large as the largest radius of the batch) speed up eager and TorchScript runs, and torch.export
-    gets the static path (all slots, windows as large as the grid).
-    """
-    if not torch.jit.is_scripting():
-        return not torch.compiler.is_exporting()
-    else:
-        return True
 
 
 class Config(OutputMath):
@@ -349,29 +285,17 @@ class PanDLGroundtruth(PanopticVariables):
     @term(shape=["N", 1, "H", "W"], math=r"\Gamma^*(p) := \max_i \exp(-\|p - c^*_i\|^2 / (2 \cdot 8^2))")
     def center_truth(self):
         """Max over instances of a Gaussian around each centroid, rendered in a window |dy|, |dx| <=
-        gaussian_radius * sigma (one scatter-amax over M windows; never [M, H, W]). Targets carry no gradient.
+        gaussian_radius * sigma by the library's gaussian_heatmap (shared with CenterNet: one channel, constant
+        sigma). Targets carry no gradient.
         """
-        n = self.panoptic_truth().shape[0]
-        h = self.panoptic_truth().shape[2]
-        w = self.panoptic_truth().shape[3]
-        out = torch.zeros(n * h * w, dtype=torch.float32, device=self.panoptic_truth().device)
-        c = self.centroids_truth().detach().to(torch.float32)
-        radius = self.gaussian_radius * self.sigma
-        size = int(math.floor(2.0 * radius)) + 1
-        start = torch.ceil(c - radius)
-        steps = torch.arange(size, dtype=c.dtype, device=c.device).view(1, size)
-        py = start[:, 0:1] + steps
-        px = start[:, 1:2] + steps
-        dy = py - c[:, 0:1]
-        dx = px - c[:, 1:2]
-        oky = (py >= 0) & (py < h) & (dy <= radius)
-        okx = (px >= 0) & (px < w) & (dx <= radius)
-        d2 = dy.unsqueeze(2) * dy.unsqueeze(2) + dx.unsqueeze(1) * dx.unsqueeze(1)
-        value = torch.exp(d2 * (-1.0 / (2.0 * self.sigma * self.sigma)))
-        ok = oky.unsqueeze(2) & okx.unsqueeze(1)
-        flat = (self.instance_batch_truth().view(-1, 1, 1) * h + py.long().unsqueeze(2)) * w + px.long().unsqueeze(1)
-        out.scatter_reduce_(0, flat[ok], value[ok], "amax")
-        return out.view(n, 1, h, w)
+        c = self.centroids_truth()
+        m = c.shape[0]
+        spread = torch.full([m], self.sigma, dtype=torch.float64, device=c.device)
+        one_channel = torch.zeros_like(self.instance_batch_truth())
+        every = torch.ones(m, dtype=torch.bool, device=c.device)
+        pan = self.panoptic_truth()
+        return gaussian_heatmap(self.instance_batch_truth(), c[:, 0], c[:, 1], spread, spread * self.gaussian_radius,
+                                one_channel, every, pan.shape[0], 1, pan.shape[2], pan.shape[3])
 
     @term(shape=["N", 1, "H", "W"])
     def semantic_weights(self):
@@ -602,9 +526,11 @@ class PanDLLosses(PanDLGroundtruth, PanDLPrediction):
 
     @term(shape=[], math=r"L_{off} := \mathrm{mean}_{p \in \mathbb{T}^*} L1(\Phi(p), \Phi^*(p))")
     def offset_loss(self):
-        """|dy| + |dx| averaged over the offset weights."""
-        err = (self.offset_pred() - self.offset_truth()).abs().sum(1, keepdim=True) * self.offset_weights()
-        return err.sum() / self.offset_weights().sum().clamp(min=1e-12)
+        """|dy| + |dx| averaged over the offset weights (the library's weighted_l1_sum; the reference divides by the
+        weight sum, not by 2x it).
+        """
+        weights = self.offset_weights()
+        return weighted_l1_sum(self.offset_pred(), self.offset_truth(), weights) / weights.sum().clamp(min=1e-12)
 
     @term(shape=[], math="L := w_{sem} L_{sem} + w_{cen} L_{cen} + w_{off} L_{off}")
     def loss(self):

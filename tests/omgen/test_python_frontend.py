@@ -423,6 +423,14 @@ def run_as_modulom(spec_module, model, variant: str, outputs, inputs: dict) -> d
     return {name: eval(f"om.{special[name]}") if name in special else getattr(om, name)() for name in outputs}
 
 
+def bind_included_functions(spec_module, model, generated) -> None:
+    """A spec's `include` names YAML library files; run as Python, the spec module needs their functions as
+    globals: the test takes each from the generated module (the same source text, rendered)."""
+    for function in model.functions:
+        if function.location.file != model.path and hasattr(generated, function.name):
+            setattr(spec_module, function.name, getattr(generated, function.name))
+
+
 def compare_with_modulom(path: Path, tmp_path: Path, make_inputs, atol: float = 0.0, script: bool = False):
     import torch
     from omgen import write
@@ -435,6 +443,7 @@ def compare_with_modulom(path: Path, tmp_path: Path, make_inputs, atol: float = 
         generated = import_path(tmp_path / result.spec.om / f"{variant.module_name}.py",
                                 f"_omgen_gen_{path.stem}_{variant.module_name}")
         inputs = make_inputs(generated)
+        bind_included_functions(spec_module, result.spec, generated)
         for entrypoint in result.spec.entrypoints:
             module = generated.ENTRYPOINTS[entrypoint.name]()
             import inspect
