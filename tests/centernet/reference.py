@@ -176,3 +176,76 @@ def decode(heat_logits, size, offset, cfg=DEFAULTS, class_size=None):
         cy, cx = y + float(offset[0, y, x]), x + float(offset[1, y, x])
         out.append((float(scores[flat]), cls, ((cx - sw / 2) * s, (cy - sh / 2) * s, (cx + sw / 2) * s, (cy + sh / 2) * s)))
     return out
+
+
+# ---------------------------------------------------------------- published switches (--dense_wh, --norm_wh,
+# --reg_loss sl1, --not_reg_offset): tests/centernet/test_centernet_switches.py
+
+def dense_size_target(objs, h, w):
+    """[2, h, w]: every cell of an object's (2r+1)² window (inside the grid) takes the size of the object whose
+    Gaussian exp(-d² / 2σ²) is largest there, over all objects of the image whatever their class; on equal
+    Gaussians the later slot wins; cells outside every window are 0. Compared through the exponent d² / 2σ²
+    (smaller is larger), in float64."""
+    out = np.zeros((2, h, w), np.float32)
+    best = np.full((h, w), np.inf)
+    for o in objs:
+        if o is None:
+            continue
+        r = o["radius"]
+        sigma = (2 * r + 1) / 6.0
+        iy, ix = o["cell"]
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                y, x = iy + dy, ix + dx
+                if 0 <= y < h and 0 <= x < w:
+                    e = (dy * dy + dx * dx) / (2.0 * sigma * sigma)
+                    if e <= best[y, x]:
+                        best[y, x] = e
+                        out[:, y, x] = o["size"]
+    return out
+
+
+def dense_l1(size_maps, dense_targets, heat):
+    """Σ_{n,ch,y,x} m |size - target| / (Σ_{n,ch,y,x} m + 1e-4), m = max over classes of the heat-map target
+    (the same weight for both channels)."""
+    total, weight = 0.0, 0.0
+    for n in range(len(size_maps)):
+        for y in range(heat.shape[2]):
+            for x in range(heat.shape[3]):
+                m = max(float(v) for v in heat[n, :, y, x])
+                for ch in range(2):
+                    total += m * abs(float(size_maps[n][ch][y][x]) - float(dense_targets[n][ch][y][x]))
+                    weight += m
+    return total / (weight + 1e-4)
+
+
+def reg_norm_l1(maps, objs_per_image, key):
+    """Σ over valid objects and channels of |map / (target + 1e-4) - 1| at the center cell, / (2 #objects + 1e-4)."""
+    total, count = 0.0, 0
+    for n, objs in enumerate(objs_per_image):
+        for o in objs:
+            if o is None:
+                continue
+            iy, ix = o["cell"]
+            for ch in range(2):
+                total += abs(float(maps[n][ch][iy][ix]) / (o[key][ch] + 1e-4) - 1.0)
+                count += 1
+    return total / (count + 1e-4)
+
+
+def smooth_l1(x):
+    x = abs(x)
+    return 0.5 * x * x if x < 1.0 else x - 0.5
+
+
+def reg_smooth_l1(maps, objs_per_image, key):
+    """Σ over valid objects and channels of smooth L1 (beta 1) at the center cell, / (#objects + 1e-4)."""
+    total, count = 0.0, 0
+    for n, objs in enumerate(objs_per_image):
+        for o in objs:
+            if o is None:
+                continue
+            iy, ix = o["cell"]
+            total += sum(smooth_l1(float(maps[n][ch][iy][ix]) - o[key][ch]) for ch in range(2))
+            count += 1
+    return total / (count + 1e-4)
