@@ -10,7 +10,11 @@
   (``targets="device"``); its outputs are then handed to the OM's Session as
   the values of those terms, and the ``train`` outputs are read from the
   Session. ``targets="inline"`` calls the ``train`` entrypoint, which derives
-  the targets itself.
+  the targets itself. A ``targets`` entrypoint may also take a prediction
+  input that it reads for its shape only (a heat map that gives the output
+  grid): on the device it gets the network's output; in the loader the
+  collate must put a stand-in of that shape into the batch (a zero-stride
+  ``torch.zeros(()).expand(...)``), which is dropped once the targets are made.
 
 Losses are computed in float32 whatever the network's autocast dtype.
 """
@@ -61,16 +65,20 @@ class OMModel(nn.Module):
         # the truth inputs each entrypoint takes (a spec may declare inputs only some variants use)
         self.train_truth = [n for n in om.signature("train") if n in truth] if om.has("train") else []
         self.targets_truth = [n for n in om.signature("targets") if n in truth] if om.has("targets") else []
+        self.needed_predictions = {n for names in self._signatures.values() for n in names} & set(om.prediction_inputs)
 
     # -- name mapping -------------------------------------------------------------------------
     def network_args(self, batch: Mapping[str, Any]) -> List[Tensor]:
         return [batch[k] for k in self.network_inputs]
 
     def predictions(self, net_out: Mapping[str, Tensor], *, float32: bool = True) -> Dict[str, Tensor]:
-        """Network outputs -> the OM's prediction inputs, by name (float32 unless told)."""
+        """Network outputs -> the OM's prediction inputs, by name (float32 unless told). Only those the
+        variant's entrypoints take are required (a spec may declare inputs for some variants only)."""
         result = {}
         for name in self.om.prediction_inputs:
             key = self.output_map.get(name, name)
+            if key not in net_out and name not in self.needed_predictions:
+                continue
             if key not in net_out:
                 raise KeyError(f"OM input {name!r} needs network output {key!r}; the network returned {sorted(net_out)} "
                                f"(map names with outputs: {{{name}: <network output>}})")
@@ -94,9 +102,12 @@ class OMModel(nn.Module):
         return result
 
     # -- OM entrypoints -----------------------------------------------------------------------
-    def compute_targets(self, truths: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    def compute_targets(self, truths: Mapping[str, Tensor],
+                        predictions: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """The targets entrypoint on truth inputs and the predictions it takes, if any (a heat map read for
+        its grid; learnable-centers' offsets, whose gradient must reach the targets, so no torch.no_grad here)."""
         assert self.targets_entry is not None
-        return self.targets_entry(**self._select("targets", truths))
+        return self.targets_entry(**self._select("targets", {**(predictions or {}), **truths}))
 
     def _select(self, entrypoint: str, values: Mapping[str, Tensor]) -> Dict[str, Tensor]:
         names = self._signatures[entrypoint]
@@ -142,7 +153,7 @@ class OMModel(nn.Module):
         if self.targets_mode == "inline":
             return self.losses(predictions, self.truths(batch, self.train_truth))
         if self.targets_mode == "device":
-            targets = self.compute_targets(self.truths(batch, self.targets_truth))
+            targets = self.compute_targets(self.truths(batch, self.targets_truth), predictions)
         else:
             if TARGETS_KEY not in batch:
                 raise KeyError("targets: loader needs batches from runtime.model.TargetsCollate")
@@ -191,13 +202,24 @@ class TargetsCollate:
             self._om = OM(module, self.spec[1], self.spec[2])
         self._entry = self._om.build("targets", self.config)
         self._names = self._om.signature("targets")
+        self._stand_ins = [n for n in self._names if n in self._om.prediction_inputs]
 
     def __call__(self, samples: Sequence[Any]) -> Dict[str, Any]:
         batch = self.collate(samples)
         if self._entry is None:
             self._build()
         assert self._entry is not None
+        missing = [self.truth.get(n, n) for n in self._names if self.truth.get(n, n) not in batch]
+        if missing:
+            stand_in = [n for n in missing if n in self._stand_ins]
+            hint = (f"; {stand_in} are prediction inputs: where the targets read only their shape (a heat map "
+                    "for its grid) the collate must add a stand-in of that shape (torch.zeros(()).expand(...)); where they "
+                    "read their values (learnable-centers' offsets) use targets: device or inline") if stand_in else ""
+            raise KeyError(f"targets: loader: the batch lacks {missing} for the OM's targets entrypoint "
+                           f"(it has {sorted(batch)}){hint}")
         args = {name: batch[self.truth.get(name, name)] for name in self._names}
         with torch.no_grad():
             batch[TARGETS_KEY] = self._entry(**args)
+        for name in self._stand_ins:  # the network makes the real ones; a stand-in must not travel to the device
+            batch.pop(self.truth.get(name, name), None)
         return batch

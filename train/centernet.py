@@ -79,11 +79,29 @@ def build_dataset(cfg: Mapping[str, Any], split: str, *, train: bool):
     return PanopticDetection(ds)
 
 
-def make_collate(cfg: Mapping[str, Any]):
+def make_collate(cfg: Mapping[str, Any], num_classes: Optional[int] = None):
+    """Batches of the detection views; with ``om.targets: loader`` (and the training set's ``num_classes``)
+    each batch also holds the ``heatmap`` stand-in that the OM's targets entrypoint reads for its grid."""
     from train.data.detection import collate_detection
 
     m = cfg["data"].get("max_objects")
-    return functools.partial(collate_detection, max_objects=None if m is None else int(m))
+    collate = functools.partial(collate_detection, max_objects=None if m is None else int(m))
+    if cfg["om"].get("targets", "inline") != "loader" or num_classes is None:
+        return collate
+    om_config = dict(cfg["om"].get("config", {}) or {})
+    name = dict(cfg["om"].get("truth", {}) or {}).get("heatmap", "heatmap")
+    return functools.partial(collate_with_grid, collate=collate, key=name,
+                             channels=int(om_config.get("num_classes", num_classes)),
+                             stride=int(om_config.get("output_stride", 4)))
+
+
+def collate_with_grid(samples, *, collate, key: str, channels: int, stride: int) -> Dict[str, Any]:
+    """``collate``, plus ``batch[key]``: a zero-stride [N, C, H / stride, W / stride] stand-in for the
+    network's heat map (no memory), which runtime.model.TargetsCollate drops once the targets are made."""
+    batch = collate(samples)
+    n, _, h, w = batch["image"].shape
+    batch[key] = torch.zeros(()).expand(n, channels, h // stride, w // stride)
+    return batch
 
 
 # ------------------------------------------------------------------------------------ model
@@ -175,7 +193,7 @@ def run_training(cfg: Dict[str, Any], *, resume: Optional[str] = None, evaluate:
     if evaluate and (cfg.get("eval", {}) or {}).get("enabled", True):
         val_ds = build_dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
         evaluator = make_evaluator(cfg, val_ds)
-    trainer = Trainer(model, train_ds, make_collate(cfg), settings, evaluate=evaluator, config=cfg, on_step=on_step)
+    trainer = Trainer(model, train_ds, make_collate(cfg, train_ds.num_classes), settings, evaluate=evaluator, config=cfg, on_step=on_step)
     try:
         result = trainer.fit(resume=resume)
     finally:
