@@ -26,9 +26,9 @@ def rng_state() -> Dict[str, Any]:
 def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # generator states are CPU byte tensors, whatever map_location did
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:

@@ -17,7 +17,11 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, NonFiniteLoss)  # Datase
 
 def run_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
     """Parse argv and run the chosen subcommand's `run(args)`."""
-    from omgen import SpecErrors
+    try:
+        from omgen import SpecErrors
+        spec_errors: tuple = (SpecErrors,)
+    except ImportError:  # the compiler's dependencies (libcst) are not installed: generated/ is used as is
+        spec_errors = ()
 
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -25,7 +29,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] =
         return EXIT_USAGE
     try:
         return args.run(args)
-    except SpecErrors as exc:
+    except spec_errors as exc:
         for diagnostic in exc.diagnostics:
             print(f"error: {diagnostic}", file=sys.stderr)
         return EXIT_ERROR

@@ -32,16 +32,23 @@ class DistInfo:
         return self.world_size > 1
 
 
+def pick_device(device: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; a CUDA device without an index gets ``local_rank``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
+    return dev
+
+
 def setup(device: str = "auto", backend: Optional[str] = None) -> DistInfo:
     """Initialise from the torchrun environment (if any) and pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = pick_device(device, local_rank)
     if dev.type == "cuda":
-        dev = torch.device("cuda", local_rank if dev.index is None else dev.index)
         torch.cuda.set_device(dev)
     here = False
     if world > 1 and not dist.is_initialized():
@@ -58,20 +65,24 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
+def _all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """A summed copy of ``t`` on ``t``'s device; the reduction runs on ``info.device`` (nccl reduces CUDA
+    tensors only, and the loop reduces CPU scalars: logged means, the time-budget flag)."""
+    work = t.detach().to(info.device, copy=True)
+    dist.all_reduce(work, op=dist.ReduceOp.SUM)
+    return work.to(t.device)
+
+
 def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if not info.enabled:
         return t
-    t = t.detach().clone()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t / info.world_size
+    return _all_reduce_sum(t, info) / info.world_size
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if not info.enabled:
         return t
-    t = t.clone()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+    return _all_reduce_sum(t, info)
 
 
 def barrier(info: DistInfo) -> None:

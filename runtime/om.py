@@ -51,18 +51,25 @@ def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Pat
 
     Returns ``(om name, written paths)``. When the spec does not compile but a
     generated file already exists, that file is used with a warning (the spec
-    may be mid-edit); otherwise the ``omgen.SpecErrors`` propagate.
+    may be mid-edit); otherwise the ``omgen.SpecErrors`` propagate. The same
+    holds where the compiler cannot be imported (its libcst is not installed,
+    e.g. on a GPU machine that only trains).
     """
-    import omgen
-
     spec_path = Path(spec_path)
+    try:
+        import omgen
+    except ImportError as exc:
+        om_name, existing = _existing_generated(spec_path, variant, out)
+        if existing is not None:
+            warnings.warn(f"the omgen compiler cannot be imported ({exc}); using the existing {existing} "
+                          "without checking that it is fresh", stacklevel=2)
+            return om_name, []
+        raise
     try:
         result = omgen.compile_spec(spec_path, variants=[variant], out=out)
     except omgen.SpecErrors as exc:
-        om_name = _om_name_from_text(spec_path)
-        base = Path(out) if out is not None else PROJECT_ROOT / "generated"
-        existing = base / om_name / f"{_module_name(variant)}.py" if om_name else None
-        if existing is not None and existing.exists():
+        om_name, existing = _existing_generated(spec_path, variant, out)
+        if existing is not None:
             warnings.warn(f"{spec_path} does not compile ({exc.diagnostics[0]}); using the existing {existing}",
                           stacklevel=2)
             return om_name, []
@@ -72,6 +79,14 @@ def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Pat
     if stale and write:
         written = omgen.write(result)
     return result.spec.om, written
+
+
+def _existing_generated(spec_path: Path, variant: str, out: Optional[str | Path]) -> tuple[str, Optional[Path]]:
+    """The OM name read from the spec's text, and the generated file of ``variant`` if it exists."""
+    om_name = _om_name_from_text(spec_path)
+    base = Path(out) if out is not None else PROJECT_ROOT / "generated"
+    existing = base / om_name / f"{_module_name(variant)}.py" if om_name else None
+    return om_name, (existing if existing is not None and existing.exists() else None)
 
 
 def _om_name_from_text(spec_path: Path) -> str:

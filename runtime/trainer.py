@@ -239,7 +239,8 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> int:
-        state = ckpt.load(path, map_location=self.device)
+        # on the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest to the parameters' device
+        state = ckpt.load(path, map_location="cpu")
         self.model.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None:

@@ -28,6 +28,7 @@ import torch
 from runtime import checkpoint as ckpt
 from runtime.config import ConfigError, load_config
 from runtime.detection_eval import BoxAP
+from runtime.distributed import pick_device
 from runtime.model import OMModel
 from runtime.om import load_om
 from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
@@ -239,8 +240,10 @@ def cmd_eval(args) -> int:
         model.network.load_state_dict(ckpt.load(args.checkpoint)["model"])
     elif not str(cfg["om"].get("variant", "base")).startswith("oracle"):
         warnings.warn("no --checkpoint: evaluating an untrained network", stacklevel=1)
-    metrics = make_evaluator(cfg, val_ds)(model.eval(), 0)
-    print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()}))
+    device = pick_device(str((cfg.get("train", {}) or {}).get("device", "auto")))  # as training: CUDA if there
+    metrics = make_evaluator(cfg, val_ds)(model.to(device).eval(), 0)
+    print(json.dumps({**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()},
+                      "device": str(device)}))
     return EXIT_OK
 
 

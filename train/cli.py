@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from runtime import checkpoint as ckpt
 from runtime.config import ConfigError, load_config
+from runtime.distributed import pick_device
 from runtime.model import OMModel
 from runtime.om import PROJECT_ROOT, load_om
 from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
@@ -301,11 +302,12 @@ def _print_result(result: Mapping[str, Any]) -> None:
 
 def cmd_eval(args) -> int:
     cfg = _load(args)
-    model = model_from_checkpoint(cfg, args.checkpoint)
+    device = pick_device(str((cfg.get("train", {}) or {}).get("device", "auto")))  # as training: CUDA if there
+    model = model_from_checkpoint(cfg, args.checkpoint).to(device)
     val_ds = build_dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
     out = Path(cfg.get("out_dir", "runs/default"))
     metrics = make_evaluator(cfg, val_ds, out)(model, 0)
-    print(json.dumps({k: v for k, v in metrics.items()}))
+    print(json.dumps({**metrics, "device": str(device)}))
     return EXIT_OK
 
 
