@@ -380,11 +380,9 @@ class PanDLPrediction(Config):
         """(centers [N,k,2] (y, x) float, scores [N,k], valid [N,k] bool) with k = min(top_k, H*W): the top-k
         peaks by score, valid ones first.
         """
-        n = self.center_pred().shape[0]
         w = self.center_pred().shape[3]
-        k = min(self.top_k, self.center_pred().shape[2] * w)
-        score = torch.where(self.center_peaks(), self.center_pred(), torch.full_like(self.center_pred(), float("-inf"))).reshape(n, -1)
-        best = torch.topk(score, k, 1)
+        peaks = torch.where(self.center_peaks(), self.center_pred(), torch.full_like(self.center_pred(), float("-inf")))
+        best = topk_flat(peaks, self.top_k)
         valid = best[0] > self.center_threshold
         where = best[1]
         ys = torch.div(where, w, rounding_mode="floor")
