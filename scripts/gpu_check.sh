@@ -123,12 +123,14 @@ EOF
 PAN=(train/configs/synthetic_demo.yaml --set om.compile=false --set "train.device=$DEV"
      --set "data.root=$W/data" --set "data.generate={train: 256, val: 32, size: 128, seed: 0}"
      --set "train.steps=$STEPS" --set train.log_every=10 --set train.ckpt_every=10 --set train.warmup_steps=5
-     --set train.progress=false --set train.tensorboard=false --set "train.time_budget_s=$((LIMIT / 2))"
+     --set train.progress=false --set train.tensorboard=false --set train.time_budget_s=600
      --set threads=4 --set train.workers=2 --set eval.visualize=2)
 CN=(train/configs/centernet_synthetic.yaml --set om.compile=false --set "train.device=$DEV"
     --set "data.root=$W/data" --set "data.generate={train: 256, val: 32, size: 128, seed: 0}"
     --set "train.steps=$STEPS" --set train.log_every=10 --set train.ckpt_every=10 --set train.warmup_steps=5
-    --set "train.time_budget_s=$((LIMIT / 2))" --set threads=4 --set train.workers=2)
+    --set train.time_budget_s=600 --set threads=4 --set train.workers=2)
+# time_budget_s 600: far above a run's time, so the lr follows the steps (a budget near the run's time makes the
+# lr depend on the CUDA warm-up, and runs differ), yet the time-budget flag is still all-reduced every step (DDP)
 
 env_check() {
   {
@@ -159,6 +161,11 @@ pan_fp16() {  # fp16 autocast + GradScaler, with gradient clipping (unscale_)
   $PY "$W/summ.py" train "$W/pan_fp16" --pq --scale
 }
 
+pan_repeat() {  # the pan_bf16 run again: how far two uninterrupted CUDA runs differ (nondeterministic kernels)
+  run pan_repeat $PY -m train train "${PAN[@]}" --set train.amp=bf16 --set eval.enabled=false --out "$W/pan_repeat" || return $?
+  $PY "$W/summ.py" weights "$W/pan_repeat" "$W/pan_bf16" | sed 's/w_resumed/w_repeat/'
+}
+
 pan_resume() {  # the pan_bf16 run, killed (os._exit, no cleanup) at step 15, after the checkpoint of step 10
   run pan_resume $PY - "${PAN[@]}" --set train.amp=bf16 --out "$W/pan_resume" <<'EOF'
 import os, sys
@@ -178,7 +185,8 @@ EOF
   [ "$rc" = 137 ] || { echo "the killed run exited $rc, not 137"; return 1; }
   local k; k=$($PY -c "import torch; print(torch.load('$W/pan_resume/last.pt', map_location='cpu', weights_only=False)['step'])")
   run pan_resume $PY -m train train "${PAN[@]}" --set train.amp=bf16 --out "$W/pan_resume" --resume auto || return $?
-  echo "checkpoint at the kill: step $k; $($PY "$W/summ.py" train "$W/pan_resume" --pq); $($PY "$W/summ.py" weights "$W/pan_resume" "$W/pan_bf16")"
+  echo "checkpoint at the kill: step $k; $($PY "$W/summ.py" train "$W/pan_resume" --pq); $($PY "$W/summ.py" weights "$W/pan_resume" "$W/pan_bf16")$(
+    [ -f "$W/pan_repeat/last.pt" ] && echo "; to pan_repeat: $($PY "$W/summ.py" weights "$W/pan_resume" "$W/pan_repeat" | sed 's/.*, max/max/')")"
   [ "$k" = 10 ]
 }
 
@@ -240,6 +248,7 @@ for mode in ("inline", "device", "loader"):
     batch = to_device(c(samples), dev)
     torch.manual_seed(1)
     out = model.network(*model.network_args(batch))
+    model.losses_from(out, batch)  # warm-up: the first call's one-time costs are not timed
     torch.cuda.synchronize() if dev.type == "cuda" else None
     t = time.perf_counter()
     for _ in range(5):
@@ -294,6 +303,7 @@ check pan_fp16 pan_fp16
 check pan_eval pan_eval
 check pan_targets pan_targets
 check pan_ddp_nccl pan_ddp
+check pan_repeat pan_repeat
 check pan_resume pan_resume
 check cn_train cn_train
 check cn_eval cn_eval
