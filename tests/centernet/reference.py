@@ -181,25 +181,26 @@ def decode(heat_logits, size, offset, cfg=DEFAULTS, class_size=None):
 # ---------------------------------------------------------------- published switches (--dense_wh, --norm_wh,
 # --reg_loss sl1, --not_reg_offset): tests/centernet/test_centernet_switches.py
 
+from fractions import Fraction  # noqa: E402 (appended section)
+
 def dense_size_target(objs, h, w):
     """[2, h, w]: every cell of an object's (2r+1)² window (inside the grid) takes the size of the object whose
     Gaussian exp(-d² / 2σ²) is largest there, over all objects of the image whatever their class; on equal
-    Gaussians the later slot wins; cells outside every window are 0. Compared through the exponent d² / 2σ²
-    (smaller is larger), in float64."""
+    Gaussians the later slot wins; cells outside every window are 0. Compared exactly, through the exponent
+    d² / 2σ² = 18 d² / (2r + 1)² as a fraction (smaller is larger)."""
     out = np.zeros((2, h, w), np.float32)
-    best = np.full((h, w), np.inf)
+    best = {}
     for o in objs:
         if o is None:
             continue
         r = o["radius"]
-        sigma = (2 * r + 1) / 6.0
         iy, ix = o["cell"]
         for dy in range(-r, r + 1):
             for dx in range(-r, r + 1):
                 y, x = iy + dy, ix + dx
                 if 0 <= y < h and 0 <= x < w:
-                    e = (dy * dy + dx * dx) / (2.0 * sigma * sigma)
-                    if e <= best[y, x]:
+                    e = Fraction(18 * (dy * dy + dx * dx), (2 * r + 1) ** 2)
+                    if (y, x) not in best or e <= best[y, x]:
                         best[y, x] = e
                         out[:, y, x] = o["size"]
     return out

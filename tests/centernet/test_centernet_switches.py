@@ -87,6 +87,19 @@ def test_dense_size_target_ties_go_to_the_later_slot():
         assert float(dense.abs().sum()) == pytest.approx(2 * 9 * size)
 
 
+def test_dense_size_target_ties_across_radii_are_exact():
+    """Radius 2 at d² = 5 and radius 7 at d² = 45 give the same Gaussian (d² / 2σ² = 3.6 for both), which float
+    arithmetic on σ² would split (5 / (2 (5/6)²) = 3.5999999999999996 against 45 / 12.5 = 3.6): the key
+    d² / (2r + 1)² ties exactly, so the later slot wins that cell in either order."""
+    a = (66, 66, 98, 98, 0)  # 8 x 8 cells, center cell (20, 20), radius 2
+    b = (14, 22, 118, 126, 1)  # 26 x 26 cells, center cell (18, 16), radius 7
+    for rows, size in [([a, b], 26.0), ([b, a], 8.0)]:
+        boxes, classes = box_batch(rows)
+        s = session("dense_wh", boxes, classes, zeros(40, 40))
+        assert sorted(s.radius_truth()[0].tolist()) == [2, 7]
+        assert s.size_dense_truth()[0, :, 21, 22].tolist() == [size, size]
+
+
 def test_dense_wh_single_cell_object():
     """A tiny box has radius 0: its size is the target at its center cell only, with weight 1; loss =
     (|pred_h - h| + |pred_w - w|) / (2 + 1e-4)."""
@@ -297,3 +310,15 @@ def test_published_precision_quirk_is_not_reproduced():
     s = session("dense_wh", boxes, classes, zeros(12, 12))
     assert s.radius_truth().tolist() == [[2]]
     assert int((s.size_dense_truth()[0] == 8.0).all(0).sum()) == 25
+
+
+@pytest.mark.parametrize("variant,name", [("dense_wh", "train"), ("no_offset", "infer")])
+def test_switch_exports_equal_eager(variant, name):
+    """torch.export of the dense target (full-grid windows while tracing) and of the offset-free decoding."""
+    inputs = realistic()
+    eager = H.entry(variant, name, num_classes=C, top_k=30)
+    args = tuple(inputs[p] for p in inspect.signature(eager.forward).parameters)
+    program = torch.export.export(eager, args)
+    want, got = eager(*args), program.module()(*args)
+    for key in want:
+        assert torch.equal(want[key], got[key]), key
