@@ -31,7 +31,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] =
         return args.run(args)
     except spec_errors as exc:
         for diagnostic in exc.diagnostics:
-            print(f"error: {diagnostic}", file=sys.stderr)
+            print(diagnostic, file=sys.stderr)  # "file:line:col: error: message"
         return EXIT_ERROR
     except USER_ERRORS as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else one_line_error(exc)

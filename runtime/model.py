@@ -127,9 +127,16 @@ class OMModel(nn.Module):
         finally:
             session.bind()  # drop references to this batch
 
-    def decode(self, predictions: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    def decode(self, predictions: Mapping[str, Tensor],
+               truths: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """The infer entrypoint; an oracle variant's infer also takes truth inputs (give them in ``truths``)."""
         assert self.infer_entry is not None, f"OM {self.om.name} has no infer entrypoint"
-        return self.infer_entry(**self._select("infer", predictions))
+        values = {**(truths or {}), **predictions}
+        missing = [n for n in self._signatures["infer"] if n not in values]
+        if missing:
+            raise KeyError(f"the infer entrypoint of {self.om.name}/{self.om.variant} needs {missing} "
+                           f"(truth inputs of an oracle variant come from the batch: {sorted(truths or {})})")
+        return self.infer_entry(**self._select("infer", values))
 
     @torch.no_grad()
     def inspect(self, batch: Mapping[str, Any], terms: Sequence[str]) -> Dict[str, Any]:
@@ -163,10 +170,13 @@ class OMModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, Any]) -> Dict[str, Tensor]:
-        """Inference: the batch -> network outputs (as OM inputs) and the infer entrypoint's outputs."""
+        """Inference: the batch -> network outputs (as OM inputs) and the infer entrypoint's outputs (an oracle
+        variant's truth inputs read from the batch)."""
         net_out = self.network(*self.network_args(batch))
         predictions = self.predictions(net_out)
-        return {**predictions, **self.decode(predictions)}
+        truths = self.truths(batch, [n for n in self._signatures.get("infer", []) if n in self.om.truth_inputs],
+                             required=False)
+        return {**predictions, **self.decode(predictions, truths)}
 
 
 class TargetsCollate:

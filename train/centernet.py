@@ -111,7 +111,9 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> OMModel:
 
     o = cfg["om"]
     om = load_om(o.get("spec", "specs/centernet.yaml"), o.get("variant", "base"), compile=bool(o.get("compile", True)))
-    om_config = dict(o.get("config", {}) or {})
+    from train.cli import preset_config
+
+    om_config = {**preset_config(cfg, om, "specs/centernet.yaml"), **dict(o.get("config", {}) or {})}
     om_config.setdefault("num_classes", num_classes)
     if int(om_config["num_classes"]) != num_classes:
         raise ConfigError(f"om.config.num_classes is {om_config['num_classes']} but the dataset has {num_classes} "
@@ -138,15 +140,8 @@ def settings_from(cfg: Mapping[str, Any]) -> TrainSettings:
 
 # ------------------------------------------------------------------------------------ evaluation
 def detect(model: OMModel, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-    """Network -> OM infer entrypoint; truth inputs from the batch go in too (oracle variants read them)."""
-    with torch.no_grad():
-        net_out = model.network(*model.network_args(batch))
-        values = dict(model.predictions(net_out))
-        for name in model.om.truth_inputs:
-            key = model.truth_map.get(name, name)
-            if key in batch:
-                values[name] = batch[key]
-        return model.decode(values)
+    """Network -> OM infer entrypoint (OMModel.predict: oracle variants read the batch's truth inputs)."""
+    return model.predict(batch)
 
 
 def make_evaluator(cfg: Mapping[str, Any], val_ds):

@@ -1,7 +1,7 @@
 """`python -m train` (console script `omgen-train`): train, eval, export, demo.
 
     python -m train train train/configs/synthetic_demo.yaml --set train.steps=100
-    python -m train eval  CONFIG --checkpoint runs/x/last.pt
+    python -m train eval  CONFIG --checkpoint runs/x/last.pt   (an oracle variant: no checkpoint)
     python -m train export CONFIG --checkpoint runs/x/last.pt --out model.ts
     python -m train demo                      # synthetic data -> train -> eval -> export, prints PQ
     torchrun --nproc_per_node 2 -m train train CONFIG   # DDP, same config
@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -29,7 +30,7 @@ from runtime import checkpoint as ckpt
 from runtime.config import ConfigError, load_config
 from runtime.distributed import pick_device
 from runtime.model import OMModel
-from runtime.om import PROJECT_ROOT, load_om
+from runtime.om import PROJECT_ROOT, load_om, preset_overrides
 from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -167,7 +168,7 @@ def pad_collate(samples, *, void_id: int, multiple: int = 32):
 def build_model(cfg: Mapping[str, Any], num_classes: int, thing_ids: Sequence[int]) -> OMModel:
     o = cfg["om"]
     om = load_om(o.get("spec", "specs/panoptic.yaml"), o["variant"], compile=bool(o.get("compile", True)))
-    om_config = dict(o.get("config", {}) or {})
+    om_config = {**preset_config(cfg, om), **dict(o.get("config", {}) or {})}
     effective = {**om.defaults, **om_config}
     if "num_classes" in effective and int(effective["num_classes"]) != num_classes:
         raise ConfigError(f"om: variant {o['variant']!r} has num_classes {effective['num_classes']} but the dataset "
@@ -178,6 +179,20 @@ def build_model(cfg: Mapping[str, Any], num_classes: int, thing_ids: Sequence[in
     network = build_network(cfg, num_classes)
     return OMModel(network, om, config=om_config, outputs=o.get("outputs"), truth=o.get("truth"),
                    network_inputs=o.get("network_inputs", ["image"]), targets=o.get("targets", "device"))
+
+
+def preset_config(cfg: Mapping[str, Any], om, default_spec: str = "specs/panoptic.yaml") -> Dict[str, Any]:
+    """``om.config_from: VARIANT``: that variant's config values where they differ from the chosen variant's
+    (e.g. ``om.variant: oracle-all`` with ``om.config_from: synthetic``: the oracles on the synthetic preset)."""
+    o = cfg["om"]
+    if not o.get("config_from"):
+        return {}
+    spec = o.get("spec", default_spec)
+    try:
+        preset = load_om(spec, str(o["config_from"]), compile=bool(o.get("compile", True)))
+    except (ImportError, ModuleNotFoundError, FileNotFoundError) as exc:
+        raise ConfigError(f"om.config_from: no variant {o['config_from']!r} of {spec} ({exc})") from None
+    return preset_overrides(om, preset)
 
 
 def settings_from(cfg: Mapping[str, Any]) -> TrainSettings:
@@ -274,11 +289,15 @@ def _train_collate(samples, void_id: int):
     return collate_panoptic(samples, void_id=void_id)
 
 
-def model_from_checkpoint(cfg: Dict[str, Any], path: str | Path) -> OMModel:
-    state = ckpt.load(path)
+def model_from_checkpoint(cfg: Dict[str, Any], path: Optional[str | Path]) -> OMModel:
+    """The config's model with a checkpoint's weights; without one (an oracle variant's upper bound, say) the
+    network stays untrained, with a warning unless the variant is an oracle."""
     ds = build_dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
     model = build_model(cfg, ds.num_classes, ds.thing_train_ids)
-    model.network.load_state_dict(state["model"])
+    if path is not None:
+        model.network.load_state_dict(ckpt.load(path)["model"])
+    elif not str(cfg["om"].get("variant", "base")).startswith("oracle"):
+        warnings.warn("no --checkpoint: evaluating an untrained network", stacklevel=2)
     return model.eval()
 
 
@@ -373,7 +392,7 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_train)
     c = sub.add_parser("eval", help="evaluate a checkpoint (PQ, SQ, RQ, mIoU) and write visuals")
     common(c)
-    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--checkpoint", default=None, help="weights to evaluate (an oracle variant needs none)")
     c.set_defaults(run=cmd_eval)
     c = sub.add_parser("export", help="one TorchScript file: normalisation + network + infer (train/deploy.py)")
     c.add_argument("--checkpoint", required=True)
