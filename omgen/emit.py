@@ -32,6 +32,7 @@ class Header:
     composition: str
     doc: str
     config: dict
+    variant_config: dict  # the values that differ from the spec's defaults (the variant's config and --set)
 
 
 def spec_digest(spec: Spec, extra: str = "") -> str:
@@ -84,8 +85,11 @@ def _header(graph: TermGraph, overrides_text: str) -> Header:
     if overrides_text:
         composition += f"; --set {overrides_text}"
     doc = " ".join((spec.doc or f"Output mathematics '{spec.om}'.").split()).replace('"""', "'''")
+    config = dict(graph.om.config)
+    defaults = spec.config_by_name
+    changed = {name: value for name, value in config.items() if value != defaults[name].default}
     return Header(spec.path, spec_digest(spec, overrides_text)[:16], spec.om, variant.name, variant.mixins, composition,
-                  doc, dict(graph.om.config))
+                  doc, config, changed)
 
 
 def _config_view(config: ConfigDecl, value: object) -> dict:

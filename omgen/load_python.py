@@ -1314,12 +1314,12 @@ class _Builder:
     def _check_names(self) -> None:
         errors = self.errors
         seen: dict[str, Location] = {}
-        items = [(c.name, c.location, "config value") for c in self.r.config]
+        lib = self.library  # first, so that a clash is reported at the spec's own line (what its author edits)
+        items = [(c.name, c.location, "config value") for c in lib.config]
+        items += [(f.name, f.location, "function") for f in lib.functions]
+        items += [(c.name, c.location, "config value") for c in self.r.config]
         items += [(i.name, i.location, "input") for i in self.inputs.values()]
         items += [(f.name, f.location, "function") for f, _ in self.r.functions]
-        lib = self.library
-        items += [(c.name, c.location, "config value") for c in lib.config]
-        items += [(f.name, f.location, "function") for f in lib.functions]
         for name, location, what in items:
             if name in seen:
                 hint = f"already defined at {seen[name]}"
@@ -1364,7 +1364,8 @@ class _Builder:
                              "write shared Python classes into this file")
                 continue
             wanted.append((rel, file.loc(item)))
-        self.includes = tuple(display_path((file.path.parent / rel).resolve(), file.root) for rel, _ in wanted)
+        self.includes = tuple(dict.fromkeys(display_path((file.path.parent / rel).resolve(), file.root)
+                                            for rel, _ in wanted))  # a file listed twice is read once
         try:
             library = load_library(wanted, file.path.parent, file.root)
         except SpecErrors as exc:

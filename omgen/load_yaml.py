@@ -342,7 +342,8 @@ def _direct_includes(reader: _Reader, top: dict, root: Path) -> tuple[str, ...]:
     if "include" not in top or not isinstance(top["include"][1], yaml.SequenceNode):
         return ()
     names = (reader.value(item) for item in top["include"][1].value)
-    return tuple(display_path((reader.path.parent / name).resolve(), root) for name in names if isinstance(name, str))
+    paths = (display_path((reader.path.parent / name).resolve(), root) for name in names if isinstance(name, str))
+    return tuple(dict.fromkeys(paths))  # a file listed twice is read once
 
 
 

@@ -11,8 +11,9 @@ from .model import MODULE_MEMBERS, Spec
 from .shapes import is_expression, names_in
 from .resolve import InconsistentHierarchy, c3_linearise
 
-GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "INPUTS", "SOURCES", "OM", "VARIANT",
-                             "MIXINS", "torch", "F", "math", "Tensor", "Dict", "List", "Optional", "Tuple"})
+GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "VARIANT_CONFIG", "INPUTS", "OUTPUTS",
+                             "SOURCES", "OM", "VARIANT", "MIXINS", "torch", "F", "math", "Tensor", "Dict", "List",
+                             "Optional", "Tuple"})
 
 
 def validate_spec(spec: Spec) -> None:

@@ -10,7 +10,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -55,6 +55,34 @@ def load(path: str | Path, map_location: Any = "cpu") -> Dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - one line naming the file
         raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def load_network(network: torch.nn.Module, path: str | Path, skippable: tuple = ()) -> List[str]:
+    """A checkpoint's network weights into ``network``; entries under a prefix of ``skippable`` that the
+    network lacks (a head this variant builds without) are skipped and returned. Any other mismatch (missing
+    or unexpected names, other shapes: another config or variant's network) is one ValueError naming the file."""
+    state = load(path)["model"]
+    own = network.state_dict()
+    unexpected = [k for k in state if k not in own]
+    skipped = [k for k in unexpected if k.startswith(tuple(skippable))] if skippable else []
+    problems = []
+    missing = [k for k in own if k not in state]
+    if missing:
+        problems.append(f"missing {_few(missing)}")
+    if len(skipped) != len(unexpected):
+        problems.append(f"unexpected {_few([k for k in unexpected if k not in skipped])}")
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{len(shapes)} of other shape ({k}: {list(state[k].shape)} here {list(own[k].shape)})")
+    if problems:
+        raise ValueError(f"{path}: the checkpoint does not fit this config's network ({'; '.join(problems)})")
+    network.load_state_dict({k: v for k, v in state.items() if k not in skipped})
+    return skipped
+
+
+def _few(names: List[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

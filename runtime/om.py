@@ -90,9 +90,11 @@ def _existing_generated(spec_path: Path, variant: str, out: Optional[str | Path]
 
 
 def _om_name_from_text(spec_path: Path) -> str:
-    """`om: name` (YAML) or `om = "name"` (Python spec)."""
+    """`om: name` (YAML, quoted or not) or `om = "name"` (a Python spec's module-level assignment)."""
+    pattern = r"""^om\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""" if spec_path.suffix == ".py" else \
+        r"""^om:\s*["']?([A-Za-z_][A-Za-z0-9_]*)"""
     try:
-        match = re.search(r"""^om(?::\s*|\s*=\s*["'])([A-Za-z_][A-Za-z0-9_]*)""", spec_path.read_text(encoding="utf-8"), re.M)
+        match = re.search(pattern, spec_path.read_text(encoding="utf-8"), re.M)
     except OSError:
         return ""
     return match.group(1) if match else ""
@@ -167,13 +169,14 @@ class OM:
 
 
 def preset_overrides(om: OM, preset: OM) -> Dict[str, Any]:
-    """The config values of variant ``preset`` that differ from ``om``'s: a dataset preset (a config-only
-    variant such as panoptic's ``synthetic`` or ``coco``) applied to another variant (``oracle-all``), so that
-    a method variant runs on a dataset without a variant for each pair. ``om.config`` still wins."""
+    """The config values variant ``preset`` sets (its ``VARIANT_CONFIG``) where ``om``'s differ: a dataset
+    preset (a config-only variant such as panoptic's ``synthetic`` or ``coco``) applied to another variant
+    (``oracle-all``), so that a method variant runs on a dataset without a variant for each pair. Values
+    the preset leaves at the spec's defaults do not touch ``om``'s own; ``om.config`` still wins."""
     if preset.name != om.name:
         raise ValueError(f"config_from: variant {preset.variant!r} is of OM {preset.name}, not {om.name}")
     mine = om.defaults
-    return {k: v for k, v in preset.defaults.items() if k in mine and mine[k] != v}
+    return {k: v for k, v in preset.module.VARIANT_CONFIG.items() if mine.get(k) != v}
 
 
 def load_om(spec: str | Path, variant: str, *, out: Optional[str | Path] = None, compile: bool = True) -> OM:

@@ -122,11 +122,14 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> OMModel:
     class_specific = m.pop("class_specific_size", None)
     if class_specific is None:
         class_specific = "class-specific-size" in getattr(om.module, "MIXINS", ())
+    offset_head = m.pop("offset_head", None)
+    if offset_head is None:  # as published --not_reg_offset: no head that gets no gradient (DDP refuses those)
+        offset_head = "no-offset" not in getattr(om.module, "MIXINS", ())
     known = {"backbone", "backbone_width", "neck_channels", "head_channels"}
     if set(m) - known:
         raise ConfigError(f"model: unknown keys {sorted(set(m) - known)} ({', '.join(sorted(known))}, "
-                          "class_specific_size)")
-    network = CenterNet(num_classes, class_specific_size=bool(class_specific), **m)
+                          "class_specific_size, offset_head)")
+    network = CenterNet(num_classes, class_specific_size=bool(class_specific), offset_head=bool(offset_head), **m)
     return OMModel(network, om, config=om_config, outputs=o.get("outputs"), truth=o.get("truth"),
                    network_inputs=o.get("network_inputs", ["image"]), targets=o.get("targets", "inline"))
 
@@ -232,7 +235,7 @@ def cmd_eval(args) -> int:
     val_ds = build_dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
     model = build_model(cfg, val_ds.num_classes)
     if args.checkpoint:
-        model.network.load_state_dict(ckpt.load(args.checkpoint)["model"])
+        load_weights(model.network, args.checkpoint)
     elif not str(cfg["om"].get("variant", "base")).startswith("oracle"):
         warnings.warn("no --checkpoint: evaluating an untrained network", stacklevel=1)
     device = pick_device(str((cfg.get("train", {}) or {}).get("device", "auto")))  # as training: CUDA if there
@@ -240,6 +243,13 @@ def cmd_eval(args) -> int:
     print(json.dumps({**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()},
                       "device": str(device)}))
     return EXIT_OK
+
+
+def load_weights(network: torch.nn.Module, path: str) -> None:
+    """A checkpoint's network weights; for a no-offset network the offset head of a checkpoint trained with
+    one is skipped with a warning (the published code loads across --not_reg_offset the same way)."""
+    if ckpt.load_network(network, path, skippable=("offset_head.",)):
+        warnings.warn(f"{path}: the checkpoint's offset head is not used by this variant (no-offset)", stacklevel=2)
 
 
 def _parser() -> argparse.ArgumentParser:

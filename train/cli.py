@@ -295,7 +295,7 @@ def model_from_checkpoint(cfg: Dict[str, Any], path: Optional[str | Path]) -> OM
     ds = build_dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
     model = build_model(cfg, ds.num_classes, ds.thing_train_ids)
     if path is not None:
-        model.network.load_state_dict(ckpt.load(path)["model"])
+        ckpt.load_network(model.network, path)
     elif not str(cfg["om"].get("variant", "base")).startswith("oracle"):
         warnings.warn("no --checkpoint: evaluating an untrained network", stacklevel=2)
     return model.eval()

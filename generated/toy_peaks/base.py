@@ -13,6 +13,7 @@ OM = "toy_peaks"
 VARIANT = "base"
 MIXINS = ()
 CONFIG = {"threshold": 0.5, "loss_weight": 1.0, "nms_kernel": 3}
+VARIANT_CONFIG = {}  # where CONFIG differs from the spec's defaults
 INPUTS = {
     "heat_logits": {"shape": "[N, 1, H, W]", "dtype": "float", "role": "prediction"},
     "points": {"shape": "[N, 1, H, W]", "dtype": "float", "role": "truth"},

@@ -359,3 +359,16 @@ def test_switch_trains_and_evaluates(synthetic, tmp_path, variant):
         if variant == "no-offset":
             assert losses["offset_loss"] == 0.0
     assert result["eval"]["images"] == 4 and 0.0 <= result["eval"]["ap"] <= 100.0
+
+
+def test_relative_l1_ignores_nan_and_minus_eps_targets_outside_the_mask():
+    """Unmasked entries may hold anything: no NaN in the value or the gradient (target -1e-4 would divide by 0)."""
+    from generated.centernet import norm_wh
+
+    pred = torch.ones(1, 2, 2, requires_grad=True)
+    target = torch.tensor([[[2.0, 4.0], [float("nan"), -1e-4]]])
+    loss = norm_wh.masked_relative_l1(pred, target, torch.tensor([[1.0, 0.0]]))
+    loss.backward()
+    want = (abs(1 / (2 + 1e-4) - 1) + abs(1 / (4 + 1e-4) - 1)) / (2 + 1e-4)
+    assert float(loss) == pytest.approx(want, rel=1e-6)
+    assert torch.isfinite(pred.grad).all() and float(pred.grad[0, 1].abs().sum()) == 0.0

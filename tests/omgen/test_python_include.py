@@ -111,7 +111,9 @@ BAD = {
     "not_a_list": ('include = "lib/shared.yaml"', "spec.py:5:11: error: include must be a list of spec file paths"),
     "not_a_string": ("include = [3]", "spec.py:5:12: error: an include entry must be a string, got 3"),
     "name_clash": ('include = ["lib/shared.yaml"]\n\n\ndef scaled(x: Tensor) -> Tensor:\n    return x\n',
-                   "error: duplicate name 'scaled' (function)"),
+                   "spec.py:8:5: error: duplicate name 'scaled' (function) (already defined at lib/shared.yaml:5:3)"),
+    "config_clash": ('include = ["lib/shared.yaml"]\n\n\nclass Base(OutputMath):\n    scale: float = 3.0\n',
+                     "spec.py:9:5: error: duplicate name 'scale' (config value) (already defined at lib/shared.yaml:3:3"),
     "library_with_block": ('include = ["lib/blocks.yaml"]',
                            "lib/blocks.yaml:1:10: error: block 'B' of an included library cannot be used by a "
                            "Python spec"),

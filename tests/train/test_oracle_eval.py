@@ -26,6 +26,11 @@ def test_preset_overrides_are_the_preset_config_that_differs():
     assert preset_overrides(oracle, synthetic) == {"num_classes": 6, "thing_ids": [1, 3, 5], "stuff_area": 64,
                                                    "small_instance_area": 256}
     assert preset_overrides(synthetic, synthetic) == {}
+    # only what the preset sets: coco's own ignore_crowd_in_semantic (true) is not reset to the default
+    coco = load_om("specs/panoptic.yaml", "coco", compile=False)
+    assert coco.module.VARIANT_CONFIG["ignore_crowd_in_semantic"] is True
+    assert preset_overrides(coco, synthetic) == {"num_classes": 6, "thing_ids": [1, 3, 5], "stuff_area": 64,
+                                                 "small_instance_area": 256}
     with pytest.raises(ValueError, match="of OM centernet"):
         preset_overrides(oracle, load_om("specs/centernet.yaml", "base", compile=False))
 
@@ -55,3 +60,15 @@ def test_unknown_preset_is_one_line(tmp_path, capsys):
     assert "Traceback" not in err and sum("error" in line for line in err.splitlines()) == 1
     last = err.splitlines()[-1]
     assert last.startswith("specs/panoptic.yaml:1:1: error: unknown variant 'nope'") and "synthetic" in last
+
+
+def test_a_checkpoint_of_another_network_is_one_line(tmp_path, capsys):
+    args = ["--set", f"data.root={tmp_path}/data", "--set", "data.generate.train=2", "--set", "data.generate.val=2",
+            "--set", "eval.enabled=false", "--set", "train.steps=1", "--set", "train.batch_size=2"]
+    assert main(["train", "train/configs/synthetic_demo.yaml", "--out", str(tmp_path / "run"), *args]) == 0
+    checkpoint = str(tmp_path / "run" / "last.pt")
+    capsys.readouterr()
+    code = main(["eval", "train/configs/synthetic_demo.yaml", "--checkpoint", checkpoint, *args,
+                 "--set", "model.backbone_width=8"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and err.startswith(f"error: {checkpoint}: the checkpoint does not fit") and "other shape" in err

@@ -7,7 +7,9 @@ prediction inputs of the CenterNet OM (generated/centernet/*.py ``INPUTS``):
   (sigmoid 0.1, as published) so the focal loss does not start swamped by
   background;
 * ``size`` [N, 2, H/4, W/4]: box (height, width) in output cells;
-* ``offset`` [N, 2, H/4, W/4]: sub-cell center offset (dy, dx);
+* ``offset`` [N, 2, H/4, W/4]: sub-cell center offset (dy, dx); without
+  ``offset_head`` (the published --not_reg_offset, OM variant no-offset) there
+  is no such head and no such output, so DDP finds no unused parameters;
 * ``class_size`` [N, C, 2, H/4, W/4]: with ``class_specific_size`` the size
   head has 2C channels viewed as [N, C, 2, ...] (``size`` is then their mean
   over classes); otherwise the one size map broadcast to every class (a view,
@@ -53,12 +55,14 @@ class UpStage(nn.Module):
 
 class CenterNet(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "resnet18", backbone_width: int = 64,
-                 neck_channels: int = 64, head_channels: int = 64, class_specific_size: bool = False) -> None:
+                 neck_channels: int = 64, head_channels: int = 64, class_specific_size: bool = False,
+                 offset_head: bool = True) -> None:
         super().__init__()
         if backbone not in ("resnet18", "resnet50"):
             raise ValueError(f"backbone must be resnet18 or resnet50, got {backbone!r}")
         self.num_classes = int(num_classes)
         self.class_specific_size = bool(class_specific_size)
+        self.regress_offset = bool(offset_head)
         self.normalize = Normalize()
         self.backbone = (resnet18 if backbone == "resnet18" else resnet50)(32, backbone_width)
         ch = self.backbone.channels
@@ -68,11 +72,11 @@ class CenterNet(nn.Module):
         size_out = 2 * self.num_classes if self.class_specific_size else 2
         self.heatmap_head = self._head(neck_channels, head_channels, self.num_classes)
         self.size_head = self._head(neck_channels, head_channels, size_out)
-        self.offset_head = self._head(neck_channels, head_channels, 2)
+        self.offset_head = self._head(neck_channels, head_channels, 2) if self.regress_offset else nn.Sequential()
         last = self.heatmap_head[-1]
         assert isinstance(last, nn.Conv2d) and last.bias is not None
         nn.init.constant_(last.bias, HEATMAP_BIAS)
-        for head in (self.size_head, self.offset_head):
+        for head in (self.size_head, self.offset_head) if self.regress_offset else (self.size_head,):
             conv = head[-1]
             assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             nn.init.zeros_(conv.bias)
@@ -95,7 +99,10 @@ class CenterNet(nn.Module):
         else:
             size = wh
             class_size = wh.unsqueeze(1).expand(n, self.num_classes, 2, h, w)
-        return {"heatmap": heatmap, "size": size, "offset": self.offset_head(x), "class_size": class_size}
+        out = {"heatmap": heatmap, "size": size, "class_size": class_size}
+        if self.regress_offset:
+            out["offset"] = self.offset_head(x)
+        return out
 
 
 def build_centernet(num_classes: int, **kwargs) -> CenterNet:

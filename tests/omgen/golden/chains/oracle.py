@@ -13,6 +13,7 @@ OM = "chains"
 VARIANT = "oracle"
 MIXINS = ("truth-score",)
 CONFIG = {"weights": [1.0, 0.5], "bias": 0.25}
+VARIANT_CONFIG = {}  # where CONFIG differs from the spec's defaults
 INPUTS = {
     "x": {"shape": "[N, 2]", "dtype": "float", "role": "prediction"},
     "y": {"shape": "[N, 2]", "dtype": "float", "role": "truth"},
