@@ -83,6 +83,8 @@ class TrainSettings:
     progress: bool = True
     drop_last: bool = True
     channels_last: bool = False          # network weights (and so activations) in channels-last layout
+    find_unused_parameters: bool = False  # DDP: allow parameters without gradient (a head the variant never
+                                          # reads, e.g. an oracle's); costs a graph traversal per step
     profile: bool = False                # CUDA: synchronise around the phases so timings are exact (slower)
     time_budget_s: Optional[float] = None  # stop when training took this long; the lr schedule follows
                                            # max(step / steps, time / budget), so it still anneals to the end
@@ -202,7 +204,8 @@ class Trainer:
         net: torch.nn.Module = model.network
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids,
+                                                            find_unused_parameters=settings.find_unused_parameters)
         if settings.compile:
             net = torch.compile(net)
         self.net = net

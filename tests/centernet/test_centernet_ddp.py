@@ -23,7 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, port: int, root: str, out: str, variant: str) -> None:
+def _worker(rank: int, port: int, root: str, out: str, variant: str, train: dict) -> None:
     sys.path[:0] = [str(HERE), str(HERE.parents[1])]
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
@@ -31,7 +31,7 @@ def _worker(rank: int, port: int, root: str, out: str, variant: str) -> None:
     from test_centernet_training import tiny_config
     from train import centernet as C
 
-    cfg = tiny_config(root, out, om={"variant": variant}, train={"steps": 2, "device": "cpu"})
+    cfg = tiny_config(root, out, om={"variant": variant}, train={"steps": 2, "device": "cpu", **train})
     result = C.run_training(cfg, evaluate=False)
     if result["rank"] == 0:
         Path(out, "result.json").write_text(json.dumps({"step": result["step"],
@@ -39,13 +39,16 @@ def _worker(rank: int, port: int, root: str, out: str, variant: str) -> None:
                                                                       result["model"].network.state_dict())}))
 
 
-@pytest.mark.parametrize("variant,has_offset_head", [("base", True), ("no-offset", False)])
-def test_two_process_ddp_trains_every_variant(variant, has_offset_head, tmp_path):
+@pytest.mark.parametrize("variant,has_offset_head,train", [
+    ("base", True, {}), ("no-offset", False, {}),
+    ("oracle-offset", True, {"find_unused_parameters": True}),  # its offset head gets no gradient
+])
+def test_two_process_ddp_trains_every_variant(variant, has_offset_head, train, tmp_path):
     from train.data.synthetic import write_dataset
 
     write_dataset(tmp_path / "data", 8, 2, (64, 64), seed=4, crowd_prob=0.0)
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path / "data"), str(out), variant), nprocs=2, join=True)
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path / "data"), str(out), variant, train), nprocs=2, join=True)
     result = json.loads((out / "result.json").read_text())
     assert result == {"step": 2, "offset": has_offset_head}
 
