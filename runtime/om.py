@@ -179,6 +179,22 @@ def preset_overrides(om: OM, preset: OM) -> Dict[str, Any]:
     return {k: v for k, v in preset.module.VARIANT_CONFIG.items() if mine.get(k) != v}
 
 
+def om_from_config(o: Mapping[str, Any], default_spec: str, default_variant: str = "base") -> tuple[OM, Dict[str, Any]]:
+    """The OM of a config's ``om`` section (``spec``, ``variant``, ``compile``) and the config values to build
+    its entrypoints with: ``om.config`` over ``om.config_from`` (a preset variant: see preset_overrides)."""
+    spec = o.get("spec", default_spec)
+    compile = bool(o.get("compile", True))
+    om = load_om(spec, str(o.get("variant", default_variant)), compile=compile)
+    overrides: Dict[str, Any] = {}
+    if o.get("config_from"):
+        try:
+            preset = load_om(spec, str(o["config_from"]), compile=compile)
+        except (ImportError, FileNotFoundError) as exc:
+            raise ValueError(f"om.config_from: no variant {o['config_from']!r} of {spec} ({exc})") from None
+        overrides = preset_overrides(om, preset)
+    return om, {**overrides, **dict(o.get("config", {}) or {})}
+
+
 def load_om(spec: str | Path, variant: str, *, out: Optional[str | Path] = None, compile: bool = True) -> OM:
     """The generated module of ``variant`` of ``spec`` (a spec path, or the name of an OM in generated/).
 

@@ -30,7 +30,7 @@ from runtime.config import ConfigError, load_config
 from runtime.detection_eval import BoxAP
 from runtime.distributed import pick_device
 from runtime.model import OMModel
-from runtime.om import load_om
+from runtime.om import om_from_config
 from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -110,10 +110,7 @@ def build_model(cfg: Dict[str, Any], num_classes: int) -> OMModel:
     from train.model.centernet import CenterNet
 
     o = cfg["om"]
-    om = load_om(o.get("spec", "specs/centernet.yaml"), o.get("variant", "base"), compile=bool(o.get("compile", True)))
-    from train.cli import preset_config
-
-    om_config = {**preset_config(cfg, om, "specs/centernet.yaml"), **dict(o.get("config", {}) or {})}
+    om, om_config = om_from_config(o, "specs/centernet.yaml")
     om_config.setdefault("num_classes", num_classes)
     if int(om_config["num_classes"]) != num_classes:
         raise ConfigError(f"om.config.num_classes is {om_config['num_classes']} but the dataset has {num_classes} "

@@ -30,7 +30,7 @@ from runtime import checkpoint as ckpt
 from runtime.config import ConfigError, load_config
 from runtime.distributed import pick_device
 from runtime.model import OMModel
-from runtime.om import PROJECT_ROOT, load_om, preset_overrides
+from runtime.om import PROJECT_ROOT, om_from_config
 from runtime.trainer import Trainer, TrainSettings, seed_everything, to_device
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -167,8 +167,7 @@ def pad_collate(samples, *, void_id: int, multiple: int = 32):
 # ------------------------------------------------------------------------------------ OM + model
 def build_model(cfg: Mapping[str, Any], num_classes: int, thing_ids: Sequence[int]) -> OMModel:
     o = cfg["om"]
-    om = load_om(o.get("spec", "specs/panoptic.yaml"), o["variant"], compile=bool(o.get("compile", True)))
-    om_config = {**preset_config(cfg, om), **dict(o.get("config", {}) or {})}
+    om, om_config = om_from_config(o, "specs/panoptic.yaml")
     effective = {**om.defaults, **om_config}
     if "num_classes" in effective and int(effective["num_classes"]) != num_classes:
         raise ConfigError(f"om: variant {o['variant']!r} has num_classes {effective['num_classes']} but the dataset "
@@ -179,20 +178,6 @@ def build_model(cfg: Mapping[str, Any], num_classes: int, thing_ids: Sequence[in
     network = build_network(cfg, num_classes)
     return OMModel(network, om, config=om_config, outputs=o.get("outputs"), truth=o.get("truth"),
                    network_inputs=o.get("network_inputs", ["image"]), targets=o.get("targets", "device"))
-
-
-def preset_config(cfg: Mapping[str, Any], om, default_spec: str = "specs/panoptic.yaml") -> Dict[str, Any]:
-    """``om.config_from: VARIANT``: that variant's config values where they differ from the chosen variant's
-    (e.g. ``om.variant: oracle-all`` with ``om.config_from: synthetic``: the oracles on the synthetic preset)."""
-    o = cfg["om"]
-    if not o.get("config_from"):
-        return {}
-    spec = o.get("spec", default_spec)
-    try:
-        preset = load_om(spec, str(o["config_from"]), compile=bool(o.get("compile", True)))
-    except (ImportError, ModuleNotFoundError, FileNotFoundError) as exc:
-        raise ConfigError(f"om.config_from: no variant {o['config_from']!r} of {spec} ({exc})") from None
-    return preset_overrides(om, preset)
 
 
 def settings_from(cfg: Mapping[str, Any]) -> TrainSettings:
