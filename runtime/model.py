@@ -223,8 +223,9 @@ class TargetsCollate:
         if missing:
             stand_in = [n for n in missing if n in self._stand_ins]
             hint = (f"; {stand_in} are prediction inputs: where the targets read only their shape (a heat map "
-                    "for its grid) the collate must add a stand-in of that shape (torch.zeros(()).expand(...)); where they "
-                    "read their values (learnable-centers' offsets) use targets: device or inline") if stand_in else ""
+                    "for its grid) the collate must add a stand-in of that shape (torch.zeros(()).expand(...)); "
+                    "where they read their values (learnable-centers' offsets) use targets: device or inline"
+                    ) if stand_in else ""
             raise KeyError(f"targets: loader: the batch lacks {missing} for the OM's targets entrypoint "
                            f"(it has {sorted(batch)}){hint}")
         args = {name: batch[self.truth.get(name, name)] for name in self._names}

@@ -179,7 +179,8 @@ def preset_overrides(om: OM, preset: OM) -> Dict[str, Any]:
     return {k: v for k, v in preset.module.VARIANT_CONFIG.items() if mine.get(k) != v}
 
 
-def om_from_config(o: Mapping[str, Any], default_spec: str, default_variant: str = "base") -> tuple[OM, Dict[str, Any]]:
+def om_from_config(o: Mapping[str, Any], default_spec: str,
+                   default_variant: str = "base") -> tuple[OM, Dict[str, Any]]:
     """The OM of a config's ``om`` section (``spec``, ``variant``, ``compile``) and the config values to build
     its entrypoints with: ``om.config`` over ``om.config_from`` (a preset variant: see preset_overrides)."""
     spec = o.get("spec", default_spec)
