@@ -285,6 +285,12 @@ cn_fp16() {  # CenterNet, targets: inline (the config's), fp16 + GradScaler with
   echo "$a; ${b##*; }"; return $rc
 }
 
+cn_loader() {  # CenterNet no-offset (no offset head), targets in the loader workers (heatmap stand-in), bf16, eval
+  run cn_loader $PY -m train.centernet train "${CN[@]}" --set om.targets=loader --set om.variant=no-offset \
+    --set train.amp=bf16 --out "$W/cn_loader" || return $?
+  $PY "$W/summ.py" cn "$W/cn_loader"
+}
+
 cuda_tests() {
   run cuda_tests $PY -m pytest -q -p no:cacheprovider tests/runtime/test_cuda_paths.py; local rc=$?
   tail -n 1 "$W/logs/cuda_tests.log"; return $rc
@@ -308,6 +314,7 @@ check pan_resume pan_resume
 check cn_train cn_train
 check cn_eval cn_eval
 check cn_fp16 cn_fp16
+check cn_loader cn_loader
 check cuda_tests cuda_tests
 say "== ${SECONDS} s: $(printf '%s\n' "${RESULTS[@]}" | cut -d' ' -f1 | sort | uniq -c | awk '{printf "%s %s  ", $2, $1}')"
 tar -czf "$OUTDIR/logs.tar.gz" -C "$W" logs summ.py $(cd "$W" && ls -d */metrics.jsonl 2>/dev/null) 2>/dev/null
