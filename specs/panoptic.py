@@ -506,15 +506,22 @@ class PanDLLosses(PanDLGroundtruth, PanDLPrediction):
     @term(shape=[], math=r"L_{sem} := \mathrm{mean}_{top\,20\%}\; w(p)\, CE(S(p, \cdot), \mathbf{ID}^*_{sem}(p))")
     def semantic_loss(self) -> Tensor:
         """Weighted cross-entropy, hard pixel mining: mean of the largest int(top_k_percent_pixels * V) weighted
-        pixel losses of the batch, V the number of non-ignored pixels; 0 when nothing is labelled.
+        pixel losses of the batch, V the number of non-ignored pixels; 0 when nothing is labelled. Eager and
+        TorchScript take a top-k of that size; while torch.export traces, a full descending sort masked to its
+        first k (static shapes, the same value up to the order of the sum).
         """
         pixel = F.nll_loss(self.semantic_pred("logprob"), self.semantic_truth()[:, 0], ignore_index=self.ignore_label, reduction="none")
         pixel = (pixel * self.semantic_weights()[:, 0]).reshape(-1)
-        labelled = int((self.semantic_truth() != self.ignore_label).sum().item())
-        k = int(self.top_k_percent_pixels * labelled)
-        if k <= 0:
-            return pixel.sum() * 0.0
-        return torch.topk(pixel, k)[0].mean()
+        labelled = (self.semantic_truth() != self.ignore_label).sum()
+        if dynamic_shapes_allowed():
+            k = int(self.top_k_percent_pixels * int(labelled.item()))
+            if k <= 0:
+                return pixel.sum() * 0.0
+            return torch.topk(pixel, k)[0].mean()
+        kept = torch.floor(labelled.to(torch.float64) * self.top_k_percent_pixels)
+        first = torch.arange(pixel.shape[0], device=pixel.device) < kept
+        hardest = torch.sort(pixel, descending=True)[0]
+        return torch.where(first, hardest, torch.zeros_like(hardest)).sum() / kept.clamp(min=1.0).to(pixel.dtype)
 
     @term(shape=[], math=r"L_{cen} := \mathrm{mean}_p\, MSE(\Gamma(p), \Gamma^*(p))")
     def center_loss(self):

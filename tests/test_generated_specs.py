@@ -106,8 +106,10 @@ def test_every_variant_scripts_and_matches_eager(compiled):
 
 
 # (om, entrypoint) → why torch.export cannot take it; docs/torch-export.md says the same.
-EXPORT_BLOCKED = {
-    ("panoptic", "train"): "hard pixel mining keeps the top 20 % of valid pixels: a count read from the data (.item())",
+EXPORT_BLOCKED: dict = {}
+# (om, entrypoint) → why the exported program equals eager only up to rounding (a static path of other order)
+EXPORT_CLOSE = {
+    ("panoptic", "train"): "hard pixel mining: eager takes a top-k of data-dependent size, export a masked full sort",
     ("panoptic_py", "train"): "specs/panoptic.py: the same hard pixel mining as specs/panoptic.yaml",
 }
 ENTRYPOINTS = [(spec, name) for spec in SPECS for name in compile_spec(spec).spec.entrypoints]
@@ -131,4 +133,7 @@ def test_entrypoint_exports(spec_path, entrypoint):
     program = torch.export.export(eager, args)
     expected, got = eager(*args), program.module()(*args)
     for key in expected:
-        assert torch.equal(expected[key], got[key]), f"{entrypoint}: {key} differs after export"
+        if (spec.om, entrypoint) in EXPORT_CLOSE:
+            torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{entrypoint}: {key}")
+        else:
+            assert torch.equal(expected[key], got[key]), f"{entrypoint}: {key} differs after export"
