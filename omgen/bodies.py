@@ -16,6 +16,7 @@ from typing import Iterable, Mapping
 import libcst as cst
 import libcst.metadata as meta
 
+from . import limits
 from .errors import Location, SpecErrors
 from .model import Code
 
@@ -58,6 +59,11 @@ def read_body(code: Code, params: tuple[str, ...] = ()) -> BodyNames:
 @functools.lru_cache(maxsize=8192)
 def _read(code: Code, params: tuple[str, ...]) -> BodyNames:
     wrapped = f"def {WRAPPER}({', '.join(params)}):\n" + textwrap.indent(code.source, "    ", lambda line: True)
+    too_deep = limits.check_python_nesting(wrapped)
+    if too_deep:  # before libcst, whose parser and visitors recurse
+        line, col, what = too_deep
+        raise SpecErrors.single(code.location_of(max(line - 1, 1), max(col - 4, 0)), f"body too complex: {what}",
+                                "split it into terms or functions")
     try:
         module = cst.parse_module(wrapped)
     except cst.ParserSyntaxError as exc:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .analyse import TermGraph, analyse, check_functions
 from .emit import emit_module
+from .literals import comment_text, pyrepr
 from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import Spec, VariantDecl
 from .resolve import resolve
@@ -116,7 +117,21 @@ def compile_spec(spec_path: str | Path, *, variants: Sequence[str] = (), mixins:
     files = [GeneratedFile(package / f"{g.om.variant.module_name}.py", emit_module(g, overrides_text)) for g in graphs]
     files.append(GeneratedFile(package / "__init__.py", _package_init(spec)))
     files.append(GeneratedFile(package.parent / "__init__.py", f'{GENERATED_MARK}: package of generated OMs.\n'))
+    _check_inert(spec, files)
     return CompileResult(spec, tuple(graphs), tuple(files), _unique_warnings(warnings))
+
+
+def _check_inert(spec: Spec, files: Sequence[GeneratedFile]) -> None:
+    """Every file parses, encodes as UTF-8 and runs nothing of the spec's at import (else nothing is written)."""
+    from .inert import NotInert, check_module
+
+    for generated in files:
+        try:
+            generated.source.encode("utf-8")
+            check_module(generated.source, generated.path.name)
+        except (NotInert, UnicodeEncodeError) as exc:
+            raise SpecErrors.single(spec.location, f"omgen produced an unsafe module from this spec ({exc})",
+                                    "this is a bug in omgen: please report it with the spec") from None
 
 
 def _unique_warnings(warnings: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
@@ -128,9 +143,10 @@ def _unique_warnings(warnings: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
 
 
 def _package_init(spec: Spec) -> str:
-    variants = ", ".join(f'"{v.name}"' for v in spec.variants) + ("," if len(spec.variants) == 1 else "")
-    modules = ", ".join(f'"{v.name}": "{v.module_name}"' for v in spec.variants)
-    return (f"{GENERATED_MARK} from {spec.path}. Do not edit: change the spec, then run `omgen compile {spec.path}`.\n"
+    variants = ", ".join(pyrepr(v.name) for v in spec.variants) + ("," if len(spec.variants) == 1 else "")
+    modules = ", ".join(f"{pyrepr(v.name)}: {pyrepr(v.module_name)}" for v in spec.variants)
+    path = comment_text(spec.path)
+    return (f"{GENERATED_MARK} from {path}. Do not edit: change the spec, then run `omgen compile {path}`.\n"
             f'"""Generated variants of the {spec.om} OM."""\n'
             f"VARIANTS = ({variants})\n"
             f"MODULES = {{{modules}}}\n")

@@ -27,7 +27,7 @@ from .load_yaml import project_root
 from .model import Block, Code, Spec, TermDef
 
 LINE = 110
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def convert(spec_path: str | Path, out_path: str | Path) -> Iterable[str]:

@@ -16,6 +16,7 @@ import jinja2
 
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
+from .literals import comment_text, docstring, pyrepr as _pyrepr
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
 
@@ -63,20 +64,9 @@ def _template() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("omgen", "templates"), trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["pyrepr"] = _pyrepr
+    env.filters["comment"] = comment_text
+    env.filters["docstring"] = docstring
     return env.get_template("module.py.jinja2")
-
-
-def _pyrepr(value: object) -> str:
-    """repr() with stable spelling for the types a header holds."""
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_pyrepr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(_pyrepr(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_pyrepr(k)}: {_pyrepr(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return repr(value)
 
 
 def _header(graph: TermGraph, overrides_text: str) -> Header:
@@ -84,7 +74,7 @@ def _header(graph: TermGraph, overrides_text: str) -> Header:
     composition = "base" + "".join(f" + {m}" for m in variant.mixins)
     if overrides_text:
         composition += f"; --set {overrides_text}"
-    doc = " ".join((spec.doc or f"Output mathematics '{spec.om}'.").split()).replace('"""', "'''")
+    doc = " ".join((spec.doc or f"Output mathematics '{spec.om}'.").split())
     config = dict(graph.om.config)
     defaults = spec.config_by_name
     changed = {name: value for name, value in config.items() if value != defaults[name].default}
@@ -128,7 +118,7 @@ def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -
     source = render_def(info.definition.code, info.method, params, term.term.type, config=frozenset(info.config),
                         super_call=super_call, method=True, docstring=info.definition.doc if info.method == term.name else "",
                         indent=4)
-    return "\n".join("    # " + line if line else "    #" for line in comments) + "\n" + source.rstrip("\n")
+    return "\n".join("    # " + comment_text(line) if line else "    #" for line in comments) + "\n" + source.rstrip("\n")
 
 
 def _provenance_lines(term: AnalysedTerm, info: DefinitionInfo) -> list[str]:
@@ -176,7 +166,8 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
 
 def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
     if decl.shape is None:
-        return f'_check_input("{decl.name}", {decl.name}, "any", [-1] * {decl.name}.dim(), [""] * {decl.name}.dim(), _dims, "{decl.dtype}")'
+        return (f'_check_input({_pyrepr(decl.name)}, {decl.name}, "any", [-1] * {decl.name}.dim(), '
+                f'[""] * {decl.name}.dim(), _dims, {_pyrepr(decl.dtype)})')
     size_items, symbol_items = [], []
     for dim in decl.shape:
         if isinstance(dim, int):
@@ -187,10 +178,10 @@ def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
             symbol_items.append('""')
         else:
             size_items.append("-1")
-            symbol_items.append(f'"{dim}"')
+            symbol_items.append(_pyrepr(dim))
     expected = "[" + ", ".join(str(d) for d in decl.shape) + "]"
-    return (f'_check_input("{decl.name}", {decl.name}, "{expected}", [{", ".join(size_items)}], '
-            f'[{", ".join(symbol_items)}], _dims, "{decl.dtype}")')
+    return (f'_check_input({_pyrepr(decl.name)}, {decl.name}, {_pyrepr(expected)}, [{", ".join(size_items)}], '
+            f'[{", ".join(symbol_items)}], _dims, {_pyrepr(decl.dtype)})')
 
 
 def _session_view(graph: TermGraph) -> dict:

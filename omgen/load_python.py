@@ -31,6 +31,7 @@ import libcst as cst
 import libcst.metadata as meta
 
 from .bodies import _NameVisitor
+from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, Library, display_path, load_library, project_root
 from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
@@ -49,7 +50,7 @@ ALLOWED_IMPORTS = {  # module → names it may bind
 MARKER_BASE = "OutputMath"
 DYNAMIC_BUILTINS = ("getattr", "setattr", "hasattr", "delattr", "vars", "type")
 WRAPPER = "__omgen_method__"
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # with match(): \Z, not $, which admits a final newline
 _UNKNOWN = object()
 
 
@@ -1269,7 +1270,7 @@ class _Builder:
             errors.error(Location(file.display, 1, 1), "missing `compose = [...]` (the blocks of the base OM)")
         variants = self._variants(top.get("variants"))
         errors.raise_if_any()
-        sources = ((file.display, hashlib.sha256(file.path.read_bytes()).hexdigest()),) + self.library.sources
+        sources = ((file.display, hashlib.sha256(file.text.encode("utf-8")).hexdigest()),) + self.library.sources
         return Spec(om=om or "", doc=r.doc, path=file.display, sources=sources,
                     config=tuple(r.config) + self.library.config, inputs=tuple(self.inputs.values()),
                     functions=tuple(functions), blocks=tuple(blocks),
@@ -1560,10 +1561,14 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
     path = Path(path)
     root = display_root or project_root(path)
     display = display_path(path, root)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecErrors.single(Location(display), f"cannot read spec file '{display}': {exc.strerror}") from None
+    text, data = limits.read_text(path, display)
+    too_deep = limits.check_python_nesting(text)
+    if too_deep:  # before ast and libcst, whose parsers and visitors recurse
+        line, col, what = too_deep
+        raise SpecErrors.single(Location(display, line, col + 1), f"spec too complex: {what}",
+                                "split it into terms or functions")
+    if "\x00" in text:
+        raise SpecErrors.single(Location(display, text[:text.index("\x00")].count("\n") + 1), "NUL byte in a Python spec")
     errors = ErrorCollector()
     try:
         file = _File(path, display, text, errors, root)  # Python's ast: positions and syntax errors; parsing runs nothing

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ErrorCollector, Location, did_you_mean
+from . import limits
+from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .shapes import ShapeSyntaxError, parse_dim
@@ -32,8 +33,8 @@ VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
 DTYPES = ("float", "long", "int", "bool", "uint8", "any")
 ROLES = ("prediction", "truth", "other")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MIXIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # used with match(): \Z, not $, which admits a final newline
+MIXIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 20x faster, same nodes
 RESERVED = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional", "self", "super"})
 
@@ -41,8 +42,9 @@ RESERVED = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "
 class _Reader:
     """Builds model objects from one file's node tree, collecting errors."""
 
-    def __init__(self, path: Path, display: str, errors: ErrorCollector, lines: list[str]):
+    def __init__(self, path: Path, display: str, errors: ErrorCollector, lines: list[str], digest: str):
         self.lines = lines
+        self.digest = digest  # sha256 of the bytes that were read
         self.path = path
         self.display = display
         self.errors = errors
@@ -191,22 +193,25 @@ def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: l
         return
     if any(path == reader.path for reader, _ in parts):
         return  # included twice through different routes: read once
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        errors.error(include_site or Location(display), f"cannot read spec file '{display}': {exc.strerror}")
+    if len(stack) >= limits.MAX_INCLUDE_DEPTH:
+        errors.error(include_site or Location(display), f"includes nested more than {limits.MAX_INCLUDE_DEPTH} deep")
+        return
+    if len(parts) >= limits.MAX_INCLUDED_FILES:
+        errors.error(include_site or Location(display), f"more than {limits.MAX_INCLUDED_FILES} spec files included")
         return
     try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        errors.error(where, f"malformed YAML: {problem}")
+        text, data = limits.read_text(path, display, include_site)
+        node = compose_yaml(text, display, include_site)
+    except SpecErrors as exc:
+        errors.extend(exc.diagnostics)
         return
-    reader = _Reader(path, display, errors, text.splitlines())
+    reader = _Reader(path, display, errors, text.splitlines(), hashlib.sha256(data).hexdigest())
     if node is None:
-        errors.error(Location(display, 1, 1), "empty spec file", "a spec needs at least 'om', 'blocks' and 'entrypoints'")
+        errors.error(include_site or Location(display, 1, 1), f"include '{display}': empty spec file" if include_site
+                     else "empty spec file", "a spec needs at least 'om', 'blocks' and 'entrypoints'")
+        return
+    if include_site and not isinstance(node, yaml.MappingNode):
+        errors.error(include_site, f"include '{display}' is not a spec (its top level is not a mapping)")
         return
     top = reader.mapping(node, "the spec", TOP_KEYS)
     parts.append((reader, top))
@@ -219,6 +224,48 @@ def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: l
             rel = reader.string(item, "include entry")
             if rel:
                 _read_with_includes((path.parent / rel).resolve(), root, errors, parts, stack + (path,), reader.loc(item))
+
+
+YAML_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+
+
+def compose_yaml(text: str, display: str, site: Location | None = None) -> yaml.Node | None:
+    """PyYAML's node tree of `text`, after an event scan that bounds nesting and refuses tags and aliases.
+
+    The composer is recursive and tags construct objects, so both are checked on
+    the (iterative) event stream first: one error line instead of a stack overflow
+    or a constructor's traceback.
+    """
+    prefix = f"include '{display}': " if site else ""
+
+    def fail(mark, message: str, hint: str = "") -> SpecErrors:
+        here = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+        return SpecErrors.single(site or here, f"{prefix}{here}: {message}" if site else message, hint)
+
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > limits.MAX_YAML_DEPTH:
+                    raise fail(event.start_mark, f"YAML nested more than {limits.MAX_YAML_DEPTH} deep")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent):
+                raise fail(event.start_mark, "YAML aliases (*name) are not part of the spec language",
+                           "write the value out")
+            if getattr(event, "anchor", None):
+                raise fail(event.start_mark, "YAML anchors (&name) are not part of the spec language",
+                           "write the value out")
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in YAML_TAGS and tag != "!":
+                raise fail(event.start_mark, f"YAML tag '{tag}' is not part of the spec language",
+                           "remove the tag: values are plain strings, numbers, lists and mappings")
+        return yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise fail(mark, f"malformed YAML: {problem}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +293,7 @@ def load_library(includes: list[tuple[str, Location]], base: Path, root: Path) -
 
 
 def _sources(parts: list) -> tuple[tuple[str, str], ...]:
-    return tuple((reader.display, hashlib.sha256(reader.path.read_bytes()).hexdigest()) for reader, _ in parts)
+    return tuple((reader.display, reader.digest) for reader, _ in parts)
 
 
 class _Names:

@@ -11,6 +11,7 @@ import textwrap
 import libcst as cst
 
 from .bodies import BodyNames, read_body
+from .literals import docstring
 from .model import Code
 
 
@@ -57,5 +58,4 @@ def render_def(code: Code, name: str, params: tuple[tuple[str, str], ...], retur
 
 
 def _docstring_literal(text: str) -> str:
-    text = " ".join(text.split()).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    return f'"""{text}"""'
+    return docstring(" ".join(text.split()))

@@ -1,0 +1,55 @@
+"""Spec text as Python source: the only way text from a spec enters generated code.
+
+Every string is written as a literal built here (each character that is not
+printable escaped, so no newline, NUL, CR, U+2028, bidi control or lone
+surrogate reaches the file raw), every comment through `comment_text`.
+Names never pass here: they are checked against a full-match grammar.
+"""
+from __future__ import annotations
+
+import math
+
+
+def pyrepr(value: object) -> str:
+    """A Python literal of `value`, with stable spelling, for the types a header or a default holds."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(pyrepr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(pyrepr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{pyrepr(k)}: {pyrepr(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return py_string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return 'float("nan")' if math.isnan(value) else ('float("inf")' if value > 0 else '-float("inf")')
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    raise TypeError(f"no literal for {type(value).__name__}")  # the loaders admit no other type
+
+
+def _escape_char(char: str) -> str:
+    return repr(char)[1:-1] if char not in "\\\"" else "\\" + char
+
+
+def py_string(text: str) -> str:
+    """A double-quoted Python string literal of `text`: every character that is not printable (line breaks,
+    NUL, U+2028, bidi controls, lone surrogates) and every quote and backslash written as an escape."""
+    return '"' + "".join(c if c.isprintable() and c not in "\\\"" else _escape_char(c) for c in text) + '"'
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe inside a `#` comment: nothing in it can end the comment line or hide what follows."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+
+
+def docstring(text: str, indent: str = "") -> str:
+    """A docstring literal of `text`: triple-quoted when it is plain printable text, else a repr()-built literal."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    joined = "\n".join(lines)
+    if all(line.isprintable() for line in lines) and "\\" not in joined and '"""' not in joined \
+            and not joined.endswith('"'):
+        closing = "\n" + indent + '"""' if len(lines) > 1 else '"""'  # PEP 257: a multi-line docstring closes alone
+        return '"""' + ("\n" + indent).join(lines).replace("\n" + indent + "\n", "\n\n") + closing
+    return py_string("\n".join(lines))
