@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .analyse import TermGraph, analyse, check_functions
 from .emit import emit_module
 from .literals import comment_text, pyrepr
+from .output import OutputProblem, read_existing, recover, refuse_symlinks, write_file, write_package
 from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import Spec, VariantDecl
 from .resolve import resolve
@@ -153,41 +152,45 @@ def _package_init(spec: Spec) -> str:
 
 
 def _is_ours(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return handle.readline().startswith(GENERATED_MARK)
-    except (OSError, UnicodeDecodeError):
-        return False
+    text = read_existing(path)
+    return text is not None and text.startswith(GENERATED_MARK)
 
 
 def write(result: CompileResult) -> list[Path]:
-    """Write every file atomically; refuse (before writing anything) to replace a file omgen did not write."""
-    foreign = [f.path for f in result.files if f.path.exists() and not _is_ours(f.path)]
-    if foreign:
-        raise SpecErrors([Diagnostic(Location(str(p)), "refusing to overwrite a file that omgen did not write",
-                                     "move it away or choose another -o") for p in foreign])
-    changed = []
-    for generated in result.files:
-        if generated.path.exists() and generated.path.read_text(encoding="utf-8") == generated.source:
-            continue
-        generated.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{generated.path.name}.", suffix=".tmp", dir=generated.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(generated.source)
-            os.replace(tmp, generated.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        changed.append(generated.path)
-    return changed
+    """Write the package whole (every variant file or none); refuse, before writing anything, to replace a file
+    omgen did not write or to write through a symbolic link. Problems with the folder are one SpecErrors line."""
+    package = result.files[0].path.parent
+    try:
+        refuse_symlinks([package.parent, package, *(f.path for f in result.files)])
+        foreign = [f.path for f in result.files if (f.path.exists() or f.path.is_symlink()) and not _is_ours(f.path)]
+        if foreign:
+            raise SpecErrors([Diagnostic(Location(str(p)), "refusing to overwrite a file that omgen did not write",
+                                         "move it away or choose another -o") for p in foreign])
+        changed = [f for f in result.files if read_existing(f.path) != f.source]
+        if package.parent.exists() and not package.parent.is_dir():
+            raise OutputProblem(f"{package.parent}: the output folder is a file")
+        package.parent.mkdir(parents=True, exist_ok=True)
+        recover(package)
+        in_package = {f.path.name: f.source for f in changed if f.path.parent == package}
+        if in_package:
+            write_package(package, in_package)
+        for generated in changed:
+            if generated.path.parent != package:
+                write_file(generated.path, generated.source)
+    except OutputProblem as exc:
+        raise SpecErrors.single(Location("-o"), str(exc)) from None
+    except OSError as exc:
+        where = exc.filename or package
+        raise SpecErrors.single(Location(str(where)), f"cannot write the generated package: {exc.strerror}",
+                                "check the output folder (-o) exists, is a folder and is writable") from None
+    return [f.path for f in changed]
 
 
 def stale(result: CompileResult, all_variants: bool) -> list[tuple[Path, str]]:
     """Files whose content differs from what the spec compiles to, with a unified diff each."""
     problems = []
     for generated in result.files:
-        current = generated.path.read_text(encoding="utf-8") if generated.path.exists() else ""
+        current = read_existing(generated.path) or ""
         if current != generated.source:
             diff = "".join(difflib.unified_diff(current.splitlines(True), generated.source.splitlines(True),
                                                 f"{generated.path} (on disk)", f"{generated.path} (from spec)"))

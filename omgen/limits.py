@@ -35,6 +35,7 @@ MAX_STATEMENT_TOKENS = 4000  # tokens in one logical line
 MAX_TERMS = 2000  # terms of one variant (the generated module stays importable and scriptable)
 MAX_SUPER_CHAIN = 32  # definitions of one term reached through super()
 MAX_MIXINS = 64  # mixins in one variant
+MAX_BASE_DEPTH = 64  # a block's chain of bases
 
 
 def read_text(path: Path, display: str, site: Location | None = None) -> tuple[str, bytes]:

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 from typing import Any, Mapping
 
+from . import limits
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import ConfigDecl, Spec, TermDef, VariantDecl
 from .types import coerce_config_value, python_value_matches
@@ -97,6 +98,9 @@ def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any,
         elif blocks[name].kind != "mixin":
             errors.error(variant.location, f"variant '{variant.name}' lists block '{name}' as a mixin",
                          "add it to compose or make it a mixin")
+    if len(variant.mixins) > limits.MAX_MIXINS:
+        errors.error(variant.location, f"variant '{variant.name}' has {len(variant.mixins)} mixins, more than "
+                     f"{limits.MAX_MIXINS}")
     errors.raise_if_any()
 
     root = f"<variant {variant.name}>"
@@ -128,7 +132,13 @@ def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any,
                 errors.error(definition.location, f"mixin '{definition.owner}' overrides '{name}', which nothing "
                              f"below it defines in variant '{variant.name}'",
                              did_you_mean(name, [n for n in chains if n != name]) or "add 'new: true' for a new term")
+        if len(chain) > limits.MAX_SUPER_CHAIN:
+            errors.error(chain[0].location, f"'{name}' has {len(chain)} definitions in variant '{variant.name}', "
+                         f"more than {limits.MAX_SUPER_CHAIN}", "a super() chain that long would overflow the stack")
         resolved.append(_resolved_term(name, chain, errors))
+    if len(resolved) > limits.MAX_TERMS:
+        errors.error(variant.location, f"variant '{variant.name}' has {len(resolved)} terms, more than "
+                     f"{limits.MAX_TERMS}", "split the OM into specs")
     config_values = _config_values(spec, variant, overrides or {}, errors)
     errors.raise_if_any()
     return ResolvedOM(spec, variant, mro, tuple(resolved), config_values)

@@ -6,6 +6,7 @@ C3 order (Python rejects an inconsistent class at its definition, used or not).
 """
 from __future__ import annotations
 
+from . import limits
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import MODULE_MEMBERS, Spec
 from .shapes import is_expression, names_in
@@ -57,6 +58,10 @@ def validate_spec(spec: Spec) -> None:
         elif blocks[name].kind != "block":
             errors.error(spec.location, f"compose lists '{name}', which is a mixin", "list mixins in a variant")
     bases_of = {b.name: tuple(x for x in b.bases if x in blocks) for b in spec.blocks}
+    too_deep = _inheritance_too_deep(bases_of)
+    if too_deep:  # C3 recurses through the bases
+        errors.error(blocks[too_deep].location, f"'{too_deep}' has bases nested more than {limits.MAX_BASE_DEPTH} deep")
+        errors.raise_if_any()
     for block in spec.blocks:
         try:
             c3_linearise(block.name, bases_of)
@@ -64,6 +69,30 @@ def validate_spec(spec: Spec) -> None:
             where = spec.blocks_by_name[exc.cls].location if exc.cls in spec.blocks_by_name else block.location
             errors.error(where, f"{exc} (in '{exc.cls}')", "reorder the bases as Python would require")
     errors.raise_if_any()
+
+
+def _inheritance_too_deep(bases_of: dict[str, tuple[str, ...]]) -> str | None:
+    """A block whose chain of bases is longer than the limit (or part of a cycle), found without recursion."""
+    depth: dict[str, int] = {}
+    for start in bases_of:
+        stack = [(start, iter(bases_of[start]))]
+        on_path = {start}
+        while stack:
+            name, pending = stack[-1]
+            child = next((b for b in pending if b not in depth), None)
+            if child is None:
+                depth[name] = 1 + max((depth.get(b, 0) for b in bases_of[name]), default=0)
+                on_path.discard(name)
+                stack.pop()
+                continue
+            if child in on_path:
+                depth[child] = 0  # a cycle: C3 reports it
+                continue
+            if len(stack) >= limits.MAX_BASE_DEPTH:
+                return start
+            on_path.add(child)
+            stack.append((child, iter(bases_of[child])))
+    return None
 
 
 def _unique(errors: ErrorCollector, items: list[tuple[str, str, Location]], what: str, why: str) -> None:

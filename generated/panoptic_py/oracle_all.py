@@ -1364,83 +1364,122 @@ class Session(torch.nn.Module):
     def set_terms(self, values: Dict[str, Tensor]) -> None:
         """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
         for name, value in values.items():
+            known = False
             if name == "panoptic_truth":
                 self._panoptic_truth = value
-            elif name == "class_slot_truth":
+                known = True
+            if name == "class_slot_truth":
                 self._class_slot_truth = value
-            elif name == "void_truth":
+                known = True
+            if name == "void_truth":
                 self._void_truth = value
-            elif name == "class_truth":
+                known = True
+            if name == "class_truth":
                 self._class_truth = value
-            elif name == "thing_mask_truth":
+                known = True
+            if name == "thing_mask_truth":
                 self._thing_mask_truth = value
-            elif name == "crowd_truth":
+                known = True
+            if name == "crowd_truth":
                 self._crowd_truth = value
-            elif name == "semantic_truth":
+                known = True
+            if name == "semantic_truth":
                 self._semantic_truth = value
-            elif name == "instance_mask_truth":
+                known = True
+            if name == "instance_mask_truth":
                 self._instance_mask_truth = value
-            elif name == "instance_truth":
+                known = True
+            if name == "instance_truth":
                 self._instance_truth = value
-            elif name == "instance_pixels_truth":
+                known = True
+            if name == "instance_pixels_truth":
                 self._instance_pixels_truth = value
-            elif name == "instance_number_truth":
+                known = True
+            if name == "instance_number_truth":
                 self._instance_number_truth = value
-            elif name == "instance_index_truth":
+                known = True
+            if name == "instance_index_truth":
                 self._instance_index_truth = value
-            elif name == "instance_batch_truth":
+                known = True
+            if name == "instance_batch_truth":
                 self._instance_batch_truth = value
-            elif name == "instance_ids_truth":
+                known = True
+            if name == "instance_ids_truth":
                 self._instance_ids_truth = value
-            elif name == "instance_area_truth":
+                known = True
+            if name == "instance_area_truth":
                 self._instance_area_truth = value
-            elif name == "centroids_truth":
+                known = True
+            if name == "centroids_truth":
                 self._centroids_truth = value
-            elif name == "offset_truth":
+                known = True
+            if name == "offset_truth":
                 self._offset_truth = value
-            elif name == "center_truth":
+                known = True
+            if name == "center_truth":
                 self._center_truth = value
-            elif name == "semantic_weights":
+                known = True
+            if name == "semantic_weights":
                 self._semantic_weights = value
-            elif name == "center_weights":
+                known = True
+            if name == "center_weights":
                 self._center_weights = value
-            elif name == "offset_weights":
+                known = True
+            if name == "offset_weights":
                 self._offset_weights = value
-            elif name == "offset_pred":
+                known = True
+            if name == "offset_pred":
                 self._offset_pred = value
-            elif name == "center_pred":
+                known = True
+            if name == "center_pred":
                 self._center_pred = value
-            elif name == "semantic_pred":
+                known = True
+            if name == "semantic_pred":
                 self._semantic_pred = value
-            elif name == "semantic_pred__logprob":
+                known = True
+            if name == "semantic_pred__logprob":
                 self._semantic_pred__logprob = value
-            elif name == "semantic_pred__slot":
+                known = True
+            if name == "semantic_pred__slot":
                 self._semantic_pred__slot = value
-            elif name == "center_peaks":
+                known = True
+            if name == "center_peaks":
                 self._center_peaks = value
-            elif name == "centers_pred":
+                known = True
+            if name == "centers_pred":
                 self._centers_pred = value
-            elif name == "center_scores":
+                known = True
+            if name == "center_scores":
                 self._center_scores = value
-            elif name == "center_valid":
+                known = True
+            if name == "center_valid":
                 self._center_valid = value
-            elif name == "thing_mask_pred":
+                known = True
+            if name == "thing_mask_pred":
                 self._thing_mask_pred = value
-            elif name == "instance_pred":
+                known = True
+            if name == "instance_pred":
                 self._instance_pred = value
-            elif name == "instance_classes_pred":
+                known = True
+            if name == "instance_classes_pred":
                 self._instance_classes_pred = value
-            elif name == "panoptic_pred":
+                known = True
+            if name == "panoptic_pred":
                 self._panoptic_pred = value
-            elif name == "semantic_loss":
+                known = True
+            if name == "semantic_loss":
                 self._semantic_loss = value
-            elif name == "center_loss":
+                known = True
+            if name == "center_loss":
                 self._center_loss = value
-            elif name == "offset_loss":
+                known = True
+            if name == "offset_loss":
                 self._offset_loss = value
-            elif name == "loss":
+                known = True
+            if name == "loss":
                 self._loss = value
-            else:
+                known = True
+            if not known:
                 raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:

@@ -231,13 +231,17 @@ class Session(torch.nn.Module):
     def set_terms(self, values: Dict[str, Tensor]) -> None:
         """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
         for name, value in values.items():
+            known = False
             if name == "heat_pred":
                 self._heat_pred = value
-            elif name == "peaks":
+                known = True
+            if name == "peaks":
                 self._peaks = value
-            elif name == "loss":
+                known = True
+            if name == "loss":
                 self._loss = value
-            else:
+                known = True
+            if not known:
                 raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:

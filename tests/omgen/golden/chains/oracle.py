@@ -222,13 +222,17 @@ class Session(torch.nn.Module):
     def set_terms(self, values: Dict[str, Tensor]) -> None:
         """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
         for name, value in values.items():
+            known = False
             if name == "score":
                 self._score = value
-            elif name == "error":
+                known = True
+            if name == "error":
                 self._error = value
-            elif name == "error_free":
+                known = True
+            if name == "error_free":
                 self._error_free = value
-            else:
+                known = True
+            if not known:
                 raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:
