@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = EXIT_SPEC
         except BrokenPipeError:
             return status
+        except (OSError, RecursionError, MemoryError) as exc:  # a limit or a file the checks did not foresee: still one line
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            print(f"{spec}: error: {reason}", file=sys.stderr)
+            status = EXIT_SPEC
     return status
 
 

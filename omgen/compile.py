@@ -168,7 +168,7 @@ def write(result: CompileResult) -> list[Path]:
                                          "move it away or choose another -o") for p in foreign])
         changed = [f for f in result.files if read_existing(f.path) != f.source]
         if package.parent.exists() and not package.parent.is_dir():
-            raise OutputProblem(f"{package.parent}: the output folder is a file")
+            raise OutputProblem(f"{package.parent}: the output folder is not a folder")
         package.parent.mkdir(parents=True, exist_ok=True)
         recover(package)
         in_package = {f.path.name: f.source for f in changed if f.path.parent == package}
@@ -180,7 +180,7 @@ def write(result: CompileResult) -> list[Path]:
     except OutputProblem as exc:
         raise SpecErrors.single(Location("-o"), str(exc)) from None
     except OSError as exc:
-        where = exc.filename or package
+        where = exc.filename if exc.filename and ".stage-" not in str(exc.filename) else package.parent
         raise SpecErrors.single(Location(str(where)), f"cannot write the generated package: {exc.strerror}",
                                 "check the output folder (-o) exists, is a folder and is writable") from None
     return [f.path for f in changed]

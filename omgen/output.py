@@ -72,7 +72,7 @@ def write_package(package: Path, files: dict[str, str]) -> None:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(stage, 0o755)
+        os.chmod(stage, 0o777 & ~_umask())
         if not package.exists():
             os.rename(stage, package)
             return
@@ -95,6 +95,7 @@ def write_file(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a generated file is as readable as any other
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -120,6 +121,12 @@ def recover(package: Path) -> None:
         for entry in package.iterdir():
             if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
                 entry.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 _RENAME_EXCHANGE = 2
