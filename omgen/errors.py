@@ -37,7 +37,13 @@ class Diagnostic:
         text = f"{self.location}: {self.severity}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable escaped: spec text cannot break a diagnostic's line
+    or hide part of it (terminal escapes, bidi controls)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class SpecErrors(Exception):
