@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
 from .model import Spec, TermDef
+from .purity import check_allowance, impurities
 from .resolve import ResolvedOM, ResolvedTerm
 
 ALLOWED_GLOBALS = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional"})
@@ -191,6 +192,7 @@ def _topological_order(terms: list[AnalysedTerm], errors: ErrorCollector) -> lis
 
 class _Scope:
     def __init__(self, spec: Spec, om: ResolvedOM):
+        self.allowances = allowance_names(spec)
         self.terms = om.terms_by_name
         self.inputs = spec.inputs_by_name
         self.config = om.config
@@ -267,6 +269,8 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
         if call.args:
             errors.error(names.location(call), "super() takes no arguments here",
                          "write super() for the overridden definition's value")
+    for impurity in impurities(names, scope.allowances):
+        errors.error(names.location(impurity.node), f"term '{term.name}': {impurity.message}", impurity.hint)
     if not names.returns:
         errors.error(definition.location, f"the body of '{term.name}' never returns a value", "end it with return")
     if below is not None:
@@ -330,9 +334,25 @@ def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:
                                  f"type {found}", f"declare type: {found}, or convert the value")
 
 
+def allowance_names(spec: Spec) -> frozenset[str]:
+    return frozenset(a.name for a in spec.allowances)
+
+
+def check_allowances(spec: Spec, errors: ErrorCollector) -> None:
+    """An allowance names something that can be allowed at all, with a reason."""
+    for allowance in spec.allowances:
+        problem = check_allowance(allowance.name)
+        if problem:
+            errors.error(allowance.location, f"'{allowance.name}' cannot be allowed: {problem}")
+        if not allowance.reason.strip():
+            errors.error(allowance.location, f"allowance '{allowance.name}' has no reason",
+                         "say why the spec needs it: readers of the spec are asked to trust it")
+
+
 def check_functions(spec: Spec) -> None:
     """Function bodies may use only their arguments, other functions and allowed globals."""
     errors = ErrorCollector()
+    check_allowances(spec, errors)
     names = spec.functions_by_name
     for function in spec.functions:
         try:
@@ -347,6 +367,8 @@ def check_functions(spec: Spec) -> None:
             if use.value in {t.name for b in spec.blocks for t in b.terms} | set(spec.config_by_name) | set(spec.inputs_by_name):
                 hint = "functions are pure: pass the value as an argument"
             errors.error(body.location(use), f"unknown name '{use.value}' in function '{function.name}'", hint)
+        for impurity in impurities(body, allowance_names(spec)):
+            errors.error(body.location(impurity.node), f"function '{function.name}': {impurity.message}", impurity.hint)
         if not body.returns:
             errors.error(function.location, f"function '{function.name}' never returns", "end it with return")
     errors.raise_if_any()

@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument("-q", "--quiet", action="store_true", help="no warnings")
 
     check_cmd = add("check", "Check a spec (all variants) without writing anything.", _run_check, several=True)
-    check_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    check_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    check_cmd.add_argument("--pure", action="store_true",
+                           help="also refuse any `allow:` exception to the purity check (for CI of shared spec libraries)")
 
     graph_cmd = add("graph", "Print the term graph of a variant.", _run_graph)
     variant_options(graph_cmd, several=False)
@@ -108,10 +110,24 @@ def _print_warnings(warnings, quiet: bool = False) -> None:
             print(warning, file=sys.stderr)
 
 
+def _print_trust(spec) -> None:
+    """What a spec asks to be trusted with, always shown (never silenced by -q)."""
+    from .errors import one_line
+    from .purity import shipped_allowlist, version_note
+
+    for allowance in spec.allowances:
+        print(one_line(f"{allowance.location}: note: this spec is allowed '{allowance.name}' beyond the purity "
+                       f"check: {allowance.reason}"), file=sys.stderr)
+    note = version_note(shipped_allowlist())
+    if note:
+        print(f"omgen: note: {note}", file=sys.stderr)
+
+
 def _run_compile(args: argparse.Namespace) -> int:
     from .compile import compile_spec, stale, write
 
     result = compile_spec(args.spec, variants=args.variant, mixins=args.mixin, overrides=args.set, out=args.out)
+    _print_trust(result.spec)
     _print_warnings(result.warnings, args.quiet)
     if args.check:
         problems = stale(result, all_variants=not args.variant and not args.mixin)
@@ -137,6 +153,11 @@ def _run_check(args: argparse.Namespace) -> int:
     from .compile import compile_spec
 
     result = compile_spec(args.spec, overrides=args.set)
+    if args.pure and result.spec.allowances:
+        from .errors import Diagnostic
+        raise SpecErrors([Diagnostic(a.location, f"--pure: the spec allows '{a.name}' beyond the purity check",
+                                     a.reason) for a in result.spec.allowances])
+    _print_trust(result.spec)
     _print_warnings(result.warnings)
     terms = max(len(g.terms) for g in result.graphs)
     print(f"{args.spec}: ok ({len(result.graphs)} variant(s), {terms} terms, {len(result.warnings)} warning(s))")

@@ -34,11 +34,11 @@ from .bodies import _NameVisitor
 from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, Library, display_path, load_library, project_root
-from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .model import (MODULE_MEMBERS, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
-TOP_NAMES = ("om", "include", "compose", "inputs", "variants", "entrypoints")
+TOP_NAMES = ("om", "include", "allow", "compose", "inputs", "variants", "entrypoints")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
@@ -1269,13 +1269,31 @@ class _Builder:
         if "compose" not in top:
             errors.error(Location(file.display, 1, 1), "missing `compose = [...]` (the blocks of the base OM)")
         variants = self._variants(top.get("variants"))
+        allowances = self._allow(top.get("allow")) + self.library.allowances
         errors.raise_if_any()
         sources = ((file.display, hashlib.sha256(file.text.encode("utf-8")).hexdigest()),) + self.library.sources
         return Spec(om=om or "", doc=r.doc, path=file.display, sources=sources,
                     config=tuple(r.config) + self.library.config, inputs=tuple(self.inputs.values()),
                     functions=tuple(functions), blocks=tuple(blocks),
                     compose=tuple(compose), variants=variants, entrypoints=entrypoints,
-                    location=Location(file.display, 1, 1), includes=self.includes)
+                    location=Location(file.display, 1, 1), includes=self.includes,
+                    allowances=allowances)
+
+    def _allow(self, node: ast.AST | None) -> tuple[Allowance, ...]:
+        """`allow = {"torch.cuda.synchronize": "why"}`: exceptions to the purity check, with reasons."""
+        if node is None:
+            return ()
+        if not isinstance(node, ast.Dict) or any(k is None for k in node.keys):
+            self.errors.error(self.file.loc(node), "allow must be a dict of name -> reason",
+                              'e.g. allow = {"torch.cuda.synchronize": "timing probe"}')
+            return ()
+        found = []
+        for key, value in zip(node.keys, node.values):
+            name = self.file.string(key, "an allowed name")
+            reason = self.file.string(value, f"the reason for allowing '{name}'")
+            if name is not None:
+                found.append(Allowance(name, reason or "", self.file.loc(key)))
+        return tuple(found)
 
     def _helper_order(self) -> list[str]:
         order = []

@@ -17,12 +17,12 @@ import yaml
 
 from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .model import (MODULE_MEMBERS, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .model import (MODULE_MEMBERS, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .shapes import ShapeSyntaxError, parse_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
-TOP_KEYS = ("om", "doc", "include", "config", "inputs", "functions", "blocks", "compose", "mixins",
+TOP_KEYS = ("om", "doc", "include", "allow", "config", "inputs", "functions", "blocks", "compose", "mixins",
             "variants", "entrypoints")
 CONFIG_KEYS = ("type", "default", "doc")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
@@ -277,6 +277,7 @@ class Library:
     functions: tuple[FunctionDecl, ...]
     blocks: tuple[Block, ...]
     sources: tuple[tuple[str, str], ...]  # (display path, sha256) of every included file
+    allowances: tuple[Allowance, ...] = ()
 
 
 def load_library(includes: list[tuple[str, Location]], base: Path, root: Path) -> Library:
@@ -289,7 +290,17 @@ def load_library(includes: list[tuple[str, Location]], base: Path, root: Path) -
     _forbid_main_keys(parts, errors)
     config, inputs, functions, blocks = _collect_sections(parts, errors, _Names(errors))
     errors.raise_if_any()
-    return Library(tuple(config), tuple(inputs), tuple(functions), tuple(blocks), _sources(parts))
+    return Library(tuple(config), tuple(inputs), tuple(functions), tuple(blocks), _sources(parts), _allowances(parts))
+
+
+def _allowances(parts: list) -> tuple[Allowance, ...]:
+    """`allow: {torch.cuda.synchronize: why}` of every file: exceptions to the purity check, with reasons."""
+    found: dict[str, Allowance] = {}
+    for reader, top in parts:
+        for name, (key_node, node) in _section(reader, top, "allow").items():
+            found.setdefault(name, Allowance(name, reader.string(node, f"reason for allowing '{name}'"),
+                                             reader.loc(key_node)))
+    return tuple(found.values())
 
 
 def _sources(parts: list) -> tuple[tuple[str, str], ...]:
@@ -382,6 +393,7 @@ def _build_spec(parts: list, errors: ErrorCollector, root: Path) -> Spec:
         sources=_sources(parts), config=tuple(config), inputs=tuple(inputs), functions=tuple(functions),
         blocks=tuple(blocks), compose=compose, variants=variants, entrypoints=entrypoints,
         location=Location(main_reader.display, 1, 1), includes=_direct_includes(main_reader, main_top, root),
+        allowances=_allowances(parts),
     )
 
 

@@ -161,6 +161,16 @@ class EntrypointDecl:
 
 
 @dataclasses.dataclass(frozen=True)
+class Allowance:
+    """A name outside the purity allow-list that a spec declares it needs, with the author's reason (shown to
+    whoever compiles or reads the spec; `omgen check --pure` refuses any)."""
+
+    name: str  # a dotted member (torch.cuda.synchronize), a value attribute (Tensor.numpy) or a builtin (print)
+    reason: str
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
     om: str
     doc: str
@@ -175,6 +185,7 @@ class Spec:
     entrypoints: tuple[EntrypointDecl, ...]
     location: Location
     includes: tuple[str, ...] = ()  # display paths of the files this spec's own include list names
+    allowances: tuple[Allowance, ...] = ()  # declared exceptions to the purity check (its own and its includes')
 
     def block(self, name: str) -> Block:
         return self.blocks_by_name[name]
