@@ -135,8 +135,8 @@ def _provenance_lines(term: AnalysedTerm, info: DefinitionInfo) -> list[str]:
             lines[0] += f", overrides {chain[1].owner}"
     else:
         lines = [f"{term.name} as defined by {where}, reached by super() from {chain[position - 1].owner}"]
-    if position == 0 and term.term.math:
-        math_lines = term.term.math.strip().splitlines()
+    math_lines = (term.term.math or "").strip().splitlines() if position == 0 else []
+    if math_lines:
         lines += [f"math: {math_lines[0]}"] + [f"      {line}" for line in math_lines[1:]]
     return lines
 

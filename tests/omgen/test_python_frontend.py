@@ -184,6 +184,7 @@ def test_the_spec_file_is_never_run(project, capsys):
 
         compose = [A]
         entrypoints = {{"t": ["y"]}}
+        allow = {{"print": "this test proves the body is compiled, never run"}}
     ''')
     before = set(sys.modules)
     compile_spec(path)
