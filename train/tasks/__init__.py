@@ -15,10 +15,11 @@ from runtime.config import ConfigError
 from .base import DeploySpec, Task
 from .detection import DetectionTask
 from .panoptic import PanopticTask
+from .pose import PoseTask
 
 __all__ = ["TASKS", "Task", "DeploySpec", "task_of", "get_task"]
 
-TASKS: Dict[str, Task] = {t.name: t for t in (PanopticTask(), DetectionTask())}
+TASKS: Dict[str, Task] = {t.name: t for t in (PanopticTask(), DetectionTask(), PoseTask())}
 _BY_SPEC = {"centernet": "detection", "pose": "pose", "panoptic": "panoptic"}
 
 
