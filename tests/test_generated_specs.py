@@ -49,12 +49,15 @@ def random_inputs(module, seed: int = 0) -> dict:
         else:
             shape = []
             for dim in decl["shape"].strip("[]").split(", "):
-                if dim.isdigit():
-                    shape.append(int(dim))
-                elif dim in module.CONFIG:
-                    shape.append(int(module.CONFIG[dim]))
-                else:
-                    shape.append(sizes.setdefault(dim, 3))
+                size = 1
+                for factor in dim.split(" * "):  # a product such as 2 * num_joints
+                    if factor.isdigit():
+                        size *= int(factor)
+                    elif factor in module.CONFIG:
+                        size *= int(module.CONFIG[factor])
+                    else:
+                        size *= sizes.setdefault(factor, 3)
+                shape.append(size)
         dtype = decl["dtype"]
         if dtype in ("long", "int"):
             values[name] = torch.randint(0, 5000, shape, generator=generator)

@@ -263,7 +263,7 @@ def load_checkpoint_model(checkpoint_path: str | Path, variant: Optional[str] = 
     """
     from runtime import checkpoint as ckpt
     from runtime.model import OMModel
-    from train.cli import build_network
+    from train.tasks.panoptic import build_network
 
     path = Path(checkpoint_path)
     state = ckpt.load(path)

@@ -2,7 +2,8 @@
 
 For each config a tiny dataset is written in that config's real on-disk format
 (Cityscapes panoptic as cityscapesScripts writes it, COCO panoptic with the 133
-COCO categories, COCO instances with the 80 detection categories, the synthetic
+COCO categories, COCO instances with the 80 detection categories, COCO person
+keypoints (tests/fixtures/pose, tests/pose/make_fixtures.py), the synthetic
 generator), ``data.root`` points at it, and the documented commands run in
 process:
 
@@ -151,6 +152,15 @@ def write_coco_instances(root: Path) -> None:
                                                  "annotations/instances_train2017.json")])
 
 
+def write_coco_keypoints(root: Path) -> None:
+    """train2017 / val2017 JPEGs + annotations/person_keypoints_{split}.json (tests/fixtures/pose: the COCO 2017
+    person keypoints format, a crowd region and a person without labelled joints included)."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "pose"
+    shutil.copytree(fixture, root, dirs_exist_ok=True)
+    copy_split(root, [("val2017", "train2017"), ("annotations/person_keypoints_val2017.json",
+                                                 "annotations/person_keypoints_train2017.json")])
+
+
 def write_nothing(root: Path) -> None:
     """Synthetic configs: the command writes the dataset itself (train.cli.ensure_synthetic)."""
 
@@ -158,6 +168,7 @@ def write_nothing(root: Path) -> None:
 # ------------------------------------------------------------------------------------ cases
 PQ_KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou")
 AP_KEYS = ("ap", "ap50", "ap75")
+POSE_LOSSES = ("loss", "heat_loss", "size_loss", "offset_loss", "joint_loss", "joint_heat_loss", "joint_sub_offset_loss")
 # train.amp stays as shipped (bf16): the runtime runs bf16 autocast on the CPU too, as fast as fp32 here.
 SMALL = [f"train.steps={STEPS}", "train.batch_size=2", "train.workers=0", "eval.limit=2", "train.progress=false",
          "train.tensorboard=false"]
@@ -182,6 +193,8 @@ CASES: Dict[str, Case] = {
                                 ("loss", "heat_loss", "size_loss", "offset_loss")),
     "centernet_synthetic.yaml": Case(centernet.main, write_nothing, SYNTHETIC_SMALL, AP_KEYS,
                                      ("loss", "heat_loss", "size_loss", "offset_loss")),
+    "pose_coco.yaml": Case(cli.main, write_coco_keypoints, ["data.crop_size=[64,96]"], AP_KEYS, POSE_LOSSES),
+    "pose_synthetic.yaml": Case(cli.main, write_nothing, SYNTHETIC_SMALL, AP_KEYS, POSE_LOSSES),
 }
 
 
