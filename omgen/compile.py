@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .analyse import TermGraph, analyse, check_functions
 from .emit import emit_module
 from .literals import comment_text, pyrepr
-from .output import OutputProblem, read_existing, recover, refuse_symlinks, write_file, write_package
+from .output import OutputProblem, locked, read_existing, recover, refuse_symlinks, write_file, write_package
 from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import Spec, VariantDecl
 from .resolve import resolve
@@ -170,13 +170,15 @@ def write(result: CompileResult) -> list[Path]:
         if package.parent.exists() and not package.parent.is_dir():
             raise OutputProblem(f"{package.parent}: the output folder is not a folder")
         package.parent.mkdir(parents=True, exist_ok=True)
-        recover(package)
-        in_package = {f.path.name: f.source for f in changed if f.path.parent == package}
-        if in_package:
-            write_package(package, in_package)
-        for generated in changed:
-            if generated.path.parent != package:
-                write_file(generated.path, generated.source)
+        with locked(package.parent):
+            recover(package)
+            changed = [f for f in changed if read_existing(f.path) != f.source]  # another writer may have been first
+            in_package = {f.path.name: f.source for f in changed if f.path.parent == package}
+            if in_package:
+                write_package(package, in_package)
+            for generated in changed:
+                if generated.path.parent != package:
+                    write_file(generated.path, generated.source)
     except OutputProblem as exc:
         raise SpecErrors.single(Location("-o"), str(exc)) from None
     except OSError as exc:

@@ -3,12 +3,18 @@
 A package is staged in a hidden folder beside the target, then swapped in
 with one rename (an atomic exchange where Linux offers renameat2, else two
 renames whose leftover a later compile restores). A killed compile leaves
-at most a hidden stage folder, which the next compile removes.
+at most a hidden stage folder, which the next compile removes. Writers of
+one output folder take turns (`locked`): data-loader workers, DDP ranks and
+parallel tests compile the same spec at once, and one writer's recovery
+must never sweep away another's stage.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -89,6 +95,17 @@ def write_package(package: Path, files: dict[str, str]) -> None:
             shutil.rmtree(stage, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def locked(folder: Path):
+    """Hold an exclusive lock on `folder` itself (flock on its descriptor: no lock file is left behind)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_file(path: Path, text: str) -> None:
     """One file, through a temporary file in the same folder and a rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -141,5 +158,9 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return result == 0
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # this file system cannot exchange: two renames instead
+    raise OSError(code, os.strerror(code), str(b))
