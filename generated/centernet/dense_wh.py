@@ -1087,67 +1087,98 @@ class Session(torch.nn.Module):
     def set_terms(self, values: Dict[str, Tensor]) -> None:
         """Hand in precomputed Tensor terms (e.g. targets made in a data-loader worker), after bind()."""
         for name, value in values.items():
+            known = False
             if name == "box_truth":
                 self._box_truth = value
-            elif name == "valid_truth":
+                known = True
+            if name == "valid_truth":
                 self._valid_truth = value
-            elif name == "mask_truth":
+                known = True
+            if name == "mask_truth":
                 self._mask_truth = value
-            elif name == "size_truth":
+                known = True
+            if name == "size_truth":
                 self._size_truth = value
-            elif name == "center_truth":
+                known = True
+            if name == "center_truth":
                 self._center_truth = value
-            elif name == "cell_truth":
+                known = True
+            if name == "cell_truth":
                 self._cell_truth = value
-            elif name == "index_truth":
+                known = True
+            if name == "index_truth":
                 self._index_truth = value
-            elif name == "offset_truth":
+                known = True
+            if name == "offset_truth":
                 self._offset_truth = value
-            elif name == "gaussian_radius_truth":
+                known = True
+            if name == "gaussian_radius_truth":
                 self._gaussian_radius_truth = value
-            elif name == "radius_truth":
+                known = True
+            if name == "radius_truth":
                 self._radius_truth = value
-            elif name == "size_dense_truth":
+                known = True
+            if name == "size_dense_truth":
                 self._size_dense_truth = value
-            elif name == "heat_truth":
+                known = True
+            if name == "heat_truth":
                 self._heat_truth = value
-            elif name == "size_map_truth":
+                known = True
+            if name == "size_map_truth":
                 self._size_map_truth = value
-            elif name == "offset_map_truth":
+                known = True
+            if name == "offset_map_truth":
                 self._offset_map_truth = value
-            elif name == "heat_pred":
+                known = True
+            if name == "heat_pred":
                 self._heat_pred = value
-            elif name == "size_pred":
+                known = True
+            if name == "size_pred":
                 self._size_pred = value
-            elif name == "size_at_truth":
+                known = True
+            if name == "size_at_truth":
                 self._size_at_truth = value
-            elif name == "size_loss":
+                known = True
+            if name == "size_loss":
                 self._size_loss = value
-            elif name == "offset_pred":
+                known = True
+            if name == "offset_pred":
                 self._offset_pred = value
-            elif name == "scores_pred":
+                known = True
+            if name == "scores_pred":
                 self._scores_pred = value
-            elif name == "classes_pred":
+                known = True
+            if name == "classes_pred":
                 self._classes_pred = value
-            elif name == "index_pred":
+                known = True
+            if name == "index_pred":
                 self._index_pred = value
-            elif name == "size_at_peaks":
+                known = True
+            if name == "size_at_peaks":
                 self._size_at_peaks = value
-            elif name == "offset_at_peaks":
+                known = True
+            if name == "offset_at_peaks":
                 self._offset_at_peaks = value
-            elif name == "box_cells_pred":
+                known = True
+            if name == "box_cells_pred":
                 self._box_cells_pred = value
-            elif name == "boxes_pred":
+                known = True
+            if name == "boxes_pred":
                 self._boxes_pred = value
-            elif name == "offset_at_truth":
+                known = True
+            if name == "offset_at_truth":
                 self._offset_at_truth = value
-            elif name == "offset_loss":
+                known = True
+            if name == "offset_loss":
                 self._offset_loss = value
-            elif name == "heat_loss":
+                known = True
+            if name == "heat_loss":
                 self._heat_loss = value
-            elif name == "loss":
+                known = True
+            if name == "loss":
                 self._loss = value
-            else:
+                known = True
+            if not known:
                 raise ValueError("Session.set_terms: '" + name + "' is not a Tensor term of this variant")
 
     def forward(self) -> Dict[str, Tensor]:
