@@ -39,9 +39,14 @@ def test_generated_is_fresh(compiled):
             pytest.fail(f"{generated.path} is stale; run `omgen compile {compiled.spec.path}`\n{diff[:3000]}")
 
 
+# Shape names a spec defines in words (pose.yaml: "J2 = 2 J channels"); the generated module cannot know them.
+DERIVED_SIZES = {"J2": lambda config: 2 * int(config["num_joints"])}
+
+
 def random_inputs(module, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     sizes = {"N": 2, "H": 24, "W": 32}
+    sizes.update({name: size(module.CONFIG) for name, size in DERIVED_SIZES.items() if "num_joints" in module.CONFIG})
     values = {}
     for name, decl in module.INPUTS.items():
         if decl["shape"] == "any":
