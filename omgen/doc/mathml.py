@@ -10,14 +10,39 @@ fraction, root or script with a missing argument. MathML Core (what
 Chromium and Firefox render) ignores `mathvariant` except on single
 letters, so bold, blackboard, sans-serif and monospace letters become the
 Unicode mathematical alphanumeric characters.
+
+The sheet is inert (docs/security.md): math comes from a stranger's spec, so
+whatever latex2mathml makes of it must pass an allow-list of MathML Core
+presentation elements and attributes with plain values before it reaches the
+page. `\\href`, `\\url`, `\\style` and friends are refused up front (the term
+shows its LaTeX as escaped text); an element or attribute outside the list
+(a `<script>` out of `\\text{...}`, an `href`, an `on...` handler, an `id`
+that would shadow the page's own) refuses the whole formula the same way.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
 
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+# MathML Core presentation elements (https://www.w3.org/TR/mathml-core/): none links, scripts or embeds
+# (no semantics/annotation-xml, which can carry HTML; no maction).
+ALLOWED_ELEMENTS = frozenset({
+    "math", "mi", "mn", "mo", "ms", "mspace", "mtext", "mrow", "mfrac", "msqrt", "mroot", "mstyle", "merror",
+    "mpadded", "mphantom", "msub", "msup", "msubsup", "munder", "mover", "munderover", "mmultiscripts",
+    "mprescripts", "none", "mtable", "mtr", "mtd", "menclose", "mfenced"})
+ALLOWED_ATTRIBUTES = frozenset({
+    "display", "displaystyle", "scriptlevel", "mathvariant", "mathsize", "mathcolor", "mathbackground", "dir",
+    "stretchy", "symmetric", "largeop", "movablelimits", "accent", "accentunder", "fence", "separator", "form",
+    "lspace", "rspace", "minsize", "maxsize", "width", "height", "depth", "voffset", "linethickness",
+    "columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame", "framespacing",
+    "equalrows", "equalcolumns", "columnspan", "rowspan", "notation", "open", "close", "separators", "align",
+    "numalign", "denomalign", "bevelled"})
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9 .,%#+\-]*")  # keywords, lengths, colours: no ':', '(', quotes or '<'
+_REFUSED_COMMAND = re.compile(r"\\(href|url|style|class|cssId|html[A-Za-z]*|require|unicode|data[A-Za-z]*|"
+                              r"includegraphics|mmlToken|toggle|mathtip|texttip|tooltip)(?![A-Za-z])")
 _ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "mroot": 2, "munder": 2, "mover": 2, "munderover": 3}
 
 
@@ -40,6 +65,12 @@ def to_mathml(latex: str, display: str = "block") -> MathResult:
     latex = latex.strip()
     if not latex:
         return MathResult(latex, None, "empty math")
+    control = next((c for c in latex if unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n"), None)
+    if control is not None:
+        return MathResult(latex, None, f"control character U+{ord(control):04X} in the math")
+    refused = _REFUSED_COMMAND.search(latex)
+    if refused:
+        return MathResult(latex, None, f"\\{refused[1]} is refused on the sheet (no links, styles or markup from a spec)")
     problem = _brace_problem(latex)
     if problem:
         return MathResult(latex, None, problem)
@@ -57,7 +88,7 @@ def to_mathml(latex: str, display: str = "block") -> MathResult:
         root = ET.fromstring(mathml)
     except ET.ParseError as exc:
         return MathResult(latex, None, f"latex2mathml produced invalid MathML ({exc})")
-    problem = _tree_problem(root)
+    problem = _unsafe_markup(root) or _tree_problem(root)
     if problem:
         return MathResult(latex, None, problem)
     _unicode_variants(root)
@@ -94,6 +125,20 @@ def _brace_problem(latex: str) -> str:
         i += 1
     if depth > 0:
         return f"unbalanced braces: {depth} '{{' never closed"
+    return ""
+
+
+def _unsafe_markup(root: ET.Element) -> str:
+    """Why this MathML may not reach the page ('' when every element and attribute is on the allow-list)."""
+    for element in root.iter():
+        namespace, _, tag = element.tag.rpartition("}")
+        if namespace != "{" + MATHML_NS or tag not in ALLOWED_ELEMENTS:
+            return f"the MathML element <{tag}> is not allowed on the sheet"
+        for name, value in element.attrib.items():
+            if name not in ALLOWED_ATTRIBUTES:
+                return f"the MathML attribute {name.rpartition('}')[2]}= on <{tag}> is not allowed on the sheet"
+            if not _PLAIN_VALUE.fullmatch(value):
+                return f"the value of {name}= on <{tag}> is not a plain keyword, length or colour"
     return ""
 
 

@@ -9,10 +9,13 @@ template; the page needs no network (inline CSS, SVG and script).
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
+import hashlib
 import html
 import io
+import json
 import keyword
 import re
 import tokenize
@@ -92,6 +95,7 @@ class Sheet:
     math_count: int
     nav: tuple[tuple[str, str, bool], ...] = ()  # (label, href, current)
     diff: dict | None = None
+    allowances: tuple[dict, ...] = ()  # {name, reason, location}: what the spec may call beyond the purity check
 
 
 class MathCache:
@@ -277,7 +281,9 @@ def build_sheet(graph: TermGraph, source: str, code_path: str, maths: MathCache,
     return Sheet(om=spec.om, variant=om.variant.name, mixins=om.variant.mixins, spec_path=spec.path,
                  doc=" ".join(spec.doc.split()), variant_doc=" ".join(om.variant.doc.split()), panels=tuple(panels),
                  inputs=inputs, config=config, entrypoints=entrypoints, graph_svg=svg, graph_engine=used_engine,
-                 code=code, term_names=tuple(t.name for t in graph.terms), math_count=math_count, diff=diff)
+                 code=code, term_names=tuple(t.name for t in graph.terms), math_count=math_count, diff=diff,
+                 allowances=tuple({"name": a.name, "reason": a.reason, "location": str(a.location)}
+                                  for a in spec.allowances))
 
 
 def _python_literal(value: Any) -> str:
@@ -388,11 +394,22 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_html(sheet: Sheet) -> str:
-    import json
+def content_security_policy(script: str) -> str:
+    """The page's only script is its own self-check, allowed by hash: whatever got past the escaping and the
+    MathML allow-list would still not run, load or send anything."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
 
-    return _environment().get_template("sheet.html.jinja2").render(
-        sheet=sheet, terms_json=jinja2.utils.markupsafe.Markup(json.dumps(list(sheet.term_names))))
+
+def render_html(sheet: Sheet) -> str:
+    env = _environment()
+    script = env.loader.get_source(env, "selfcheck.js")[0]
+    # term names are identifiers; '<' escaped all the same, so no text can close the data block
+    terms = json.dumps(list(sheet.term_names)).replace("<", "\\u003c")
+    Markup = jinja2.utils.markupsafe.Markup
+    return env.get_template("sheet.html.jinja2").render(
+        sheet=sheet, terms_json=Markup(terms), selfcheck_js=Markup(script), csp=content_security_policy(script))
 
 
 def render_index(om: str, spec_path: str, pages: Iterable[tuple[str, str, str, int]]) -> str:
