@@ -1,4 +1,8 @@
-"""Checkpoints: model, optimizer, scheduler, step, RNG states; written atomically.
+"""Checkpoints: model, optimizer, scheduler, step, RNG states; written atomically, read without unpickling code.
+
+A checkpoint holds tensors, numbers, strings, lists, tuples and dicts only (numpy's RNG state is stored as a
+tensor), so `load` reads it with `torch.load(weights_only=True)`: a checkpoint from anywhere cannot run code;
+one that needs anything else is refused with one line saying what (docs/security.md).
 
 A checkpoint is written to a temporary file in the same folder, flushed to
 disk and renamed over the target (``os.replace``), so a run killed at any
@@ -7,7 +11,9 @@ moment leaves either the previous checkpoint or the new one, never half a file.
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -17,7 +23,7 @@ import torch
 
 
 def rng_state() -> Dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -25,10 +31,22 @@ def rng_state() -> Dict[str, Any]:
 
 def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_state_from(state["numpy"]))
     torch.set_rng_state(state["torch"].cpu())  # generator states are CPU byte tensors, whatever map_location did
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _numpy_state() -> Dict[str, Any]:
+    """numpy's legacy global state without numpy objects: the MT19937 key as an int64 tensor."""
+    name, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _numpy_state_from(saved: Dict[str, Any]) -> tuple:
+    key = saved["key"].numpy().astype(np.uint32)
+    return (saved["bit_generator"], key, saved["pos"], saved["has_gauss"], saved["gauss"])
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -47,14 +65,42 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def sweep_temporaries(folder: str | Path) -> List[Path]:
+    """Remove the temporaries a checkpoint write killed mid-way left (`.<name>.<random>.tmp`); the run's one
+    writer calls it before its first save, so none is another writer's."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    swept = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+             and p.name.count(".") >= 3 and p.is_file() and not p.is_symlink()]
+    for path in swept:
+        path.unlink(missing_ok=True)
+    return swept
+
+
 def load(path: str | Path, map_location: Any = "cpu") -> Dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file (a checkpoint is a file written by torch.save)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: refused: the checkpoint holds {_unsafe_global(exc)}, which a weights-only "
+                         "load does not construct (a checkpoint from this project holds tensors, numbers, strings "
+                         "and containers only)") from None
     except Exception as exc:  # noqa: BLE001 - one line naming the file
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _unsafe_global(exc: Exception) -> str:
+    match = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(exc))
+    return f"the Python object {match[1]}" if match else "Python objects"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def load_network(network: torch.nn.Module, path: str | Path, skippable: tuple = ()) -> List[str]:

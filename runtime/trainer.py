@@ -193,6 +193,8 @@ class Trainer:
         self.config = config
         self.on_step = on_step
         self.out_dir = Path(settings.out_dir)
+        if self.dist.is_main:
+            ckpt.sweep_temporaries(self.out_dir)  # a write killed by an earlier run's kill -9
         self.optimizer = build_optimizer(model.network.parameters(), settings)
         self.elapsed_before = 0.0     # training seconds of the runs this one resumed
         self._t_fit: Optional[float] = None

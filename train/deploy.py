@@ -28,6 +28,7 @@ import json
 import re
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -51,6 +52,7 @@ __all__ = [
 FORMAT = "omgen-deployment/1"
 META_FILE = "meta.json"
 SPEC_FILE = "spec.yaml"
+MAX_META_BYTES = 1 << 20  # meta.json of a deployment is a few kB
 SIZE_DIVISOR = 32
 SIZE_POLICIES = ("pad", "strict")
 DEFAULT_EXPORT_SIZE = (512, 1024)
@@ -390,12 +392,29 @@ def export_deployment(checkpoint_path: str | Path, out_path: str | Path, variant
 
 
 def read_metadata(path: str | Path) -> Dict[str, Any]:
-    """The ``meta.json`` of an exported program (plain torch; no model is loaded)."""
-    files = {META_FILE: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    if not files[META_FILE]:
-        raise ValueError(f"{path}: not an omgen deployment (no {META_FILE})")
-    return json.loads(files[META_FILE])
+    """The ``meta.json`` of an exported program (``.ts`` or ``.pt2``: both are zip archives with it under
+    ``<archive>/extra/``), read with zipfile: nothing in the file is unpickled or run, so `info` is safe on a
+    program from anywhere."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {'no such file' if not path.exists() else 'not a regular file'}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = [i for i in archive.infolist() if re.fullmatch(r"[^/]+/extra/" + re.escape(META_FILE), i.filename)]
+            if len(entries) != 1:
+                raise ValueError(f"{path}: not an omgen deployment (no {META_FILE} in the archive)")
+            if entries[0].file_size > MAX_META_BYTES:
+                raise ValueError(f"{path}: {META_FILE} is {entries[0].file_size} bytes, over {MAX_META_BYTES}")
+            text = archive.read(entries[0]).decode("utf-8")
+    except (zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: not an exported program ({type(exc).__name__}: {exc})") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: {META_FILE} is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: {META_FILE} is not a JSON object")
+    return meta
 
 
 # ------------------------------------------------------------------------------------ torch.export, ONNX

@@ -7,8 +7,11 @@ by the OM; ``model.overrides``: the network's constructor) are not walked.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import math
+import typing
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional
 
 from runtime.config import ConfigError
@@ -34,6 +37,34 @@ def schema_of(task: "Task") -> Dict[str, Any]:
         "eval": {k: () for k in COMMON_EVAL_KEYS + task.eval_keys},
         **{k: () for k in ("task", "seed", "out_dir", "threads")},
     }
+
+
+TRAIN_TYPES = typing.get_type_hints(TrainSettings)
+
+
+def _type_problem(expected: Any, value: Any) -> str:
+    """'' when value fits the TrainSettings annotation, else what was expected (one line's worth)."""
+    if typing.get_origin(expected) is typing.Union:
+        options = [t for t in typing.get_args(expected) if t is not type(None)]
+        if value is None:
+            return ""
+        problems = [_type_problem(t, value) for t in options]
+        return "" if "" in problems else " or ".join(problems) + " or null"
+    if typing.get_origin(expected) in (collections.abc.Sequence, list, tuple):
+        (item,) = typing.get_args(expected)[:1] or (Any,)
+        if not isinstance(value, (list, tuple)) or any(_type_problem(item, v) for v in value):
+            return f"a list of {({float: 'numbers', int: 'integers', str: 'strings'}).get(item, 'values')}"
+        return ""
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return "" if ok else "a finite number"
+    if expected is int:
+        return "" if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if expected is bool:
+        return "" if isinstance(value, bool) else "true or false"
+    if expected is str:
+        return "" if isinstance(value, str) else "a string"
+    return ""
 
 
 def _hint(key: str, known: Iterable[str], prefix: str) -> str:
@@ -62,6 +93,10 @@ def validate(cfg: Mapping[str, Any], task: "Task", source: Optional[str] = None)
                                       f"{_hint(k, sub, key + '.')}")
                 if sub[k] is None and value[k] is not None and not isinstance(value[k], Mapping):
                     raise ConfigError(f"{where}{key}.{k}: expected a mapping, got {type(value[k]).__name__}")
+    for key, value in (cfg.get("train") or {}).items():
+        problem = _type_problem(TRAIN_TYPES[key], value)
+        if problem:
+            raise ConfigError(f"{where}train.{key}: expected {problem}, got {value!r}")
     data = cfg.get("data") or {}
     kind = data.get("dataset", task.datasets[0])
     if kind not in task.datasets:
