@@ -55,6 +55,7 @@ SPEC_FILE = "spec.yaml"
 MAX_META_BYTES = 1 << 20  # meta.json of a deployment is a few kB
 SIZE_DIVISOR = 32
 SIZE_POLICIES = ("pad", "strict")
+MAX_PIXELS = 4 * 1024 * 1024  # batch x height x width a program accepts by default: two Cityscapes frames
 DEFAULT_EXPORT_SIZE = (512, 1024)
 # deployed output name -> infer output name (only those the variant has are kept)
 RESULTS: Dict[str, str] = {
@@ -84,10 +85,11 @@ class DeployedPanoptic(nn.Module):
     size_divisor: int
     pad_value: int
     strict_size: bool
+    max_pixels: int
 
     def __init__(self, normalize: nn.Module, network: nn.Module, infer: nn.Module, input_map: Mapping[str, str],
                  result_map: Mapping[str, str], size_divisor: int = SIZE_DIVISOR, size_policy: str = "pad",
-                 pad_value: int = 0) -> None:
+                 pad_value: int = 0, max_pixels: int = MAX_PIXELS) -> None:
         super().__init__()
         if size_policy not in SIZE_POLICIES:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
@@ -99,6 +101,9 @@ class DeployedPanoptic(nn.Module):
         self.size_divisor = int(size_divisor)
         self.pad_value = int(pad_value)
         self.strict_size = size_policy == "strict"
+        if int(max_pixels) <= 0:
+            raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+        self.max_pixels = int(max_pixels)
 
     def check_image(self, image: Tensor) -> None:
         """A one-line ValueError unless ``image`` is a non-empty uint8 batch [N, 3, H, W]."""
@@ -114,6 +119,10 @@ class DeployedPanoptic(nn.Module):
                              + " in shape " + shape + " (channels-last images need permute(0, 3, 1, 2))")
         if image.shape[0] == 0 or image.shape[2] == 0 or image.shape[3] == 0:
             raise ValueError("image: empty batch or image, shape " + shape)
+        if image.shape[0] * image.shape[2] * image.shape[3] > self.max_pixels:  # before any allocation
+            raise ValueError("image: " + str(image.shape[0] * image.shape[2] * image.shape[3])
+                             + " pixels (batch x height x width) in shape " + shape + ", over this program's limit of "
+                             + str(self.max_pixels) + " (export with --max-pixels to change it)")
         if self.strict_size and (image.shape[2] % self.size_divisor != 0
                                  or image.shape[3] % self.size_divisor != 0):
             raise ValueError("image: height and width must be multiples of " + str(self.size_divisor)
@@ -308,7 +317,7 @@ def load_checkpoint_model(checkpoint_path: str | Path, variant: Optional[str] = 
 
 # ------------------------------------------------------------------------------------ building and saving
 def build_deployment(loaded: LoadedCheckpoint, *, size_policy: str = "pad",
-                     size_divisor: int = SIZE_DIVISOR) -> DeployedPanoptic:
+                     size_divisor: int = SIZE_DIVISOR, max_pixels: int = MAX_PIXELS) -> DeployedPanoptic:
     """The eager (not yet scripted) deployment module of a loaded checkpoint, in eval mode."""
     model = loaded.model
     network = model.network
@@ -323,7 +332,7 @@ def build_deployment(loaded: LoadedCheckpoint, *, size_policy: str = "pad",
     if missing:
         raise ValueError(f"OM {loaded.spec} variant {loaded.variant!r}: the infer entrypoint lacks {missing}")
     return DeployedPanoptic(normalize, net, model.infer_entry, input_map, result_map, size_divisor,
-                            size_policy).eval()
+                            size_policy, max_pixels=max_pixels).eval()
 
 
 def metadata(loaded: LoadedCheckpoint, deployed: DeployedPanoptic, size_policy: str) -> Dict[str, Any]:
@@ -349,6 +358,7 @@ def metadata(loaded: LoadedCheckpoint, deployed: DeployedPanoptic, size_policy: 
         "om_config": {k: v for k, v in cfg.items()},
         "input": {"name": "image", "dtype": "uint8", "layout": "NCHW", "channels": "RGB",
                   "size_policy": size_policy, "size_divisor": deployed.size_divisor, "pad_value": deployed.pad_value,
+                  "max_pixels": deployed.max_pixels,
                   "normalize": mean_std},
         "outputs": {name: {"infer": src} for name, src in deployed.result_map.items()},
         "network_to_om": dict(deployed.input_map),
@@ -381,10 +391,11 @@ def _save_atomic_script(scripted: torch.jit.ScriptModule, path: Path, extra: Dic
 
 
 def export_deployment(checkpoint_path: str | Path, out_path: str | Path, variant: Optional[str] = None, *,
-                      spec: Optional[str] = None, size_policy: str = "pad", allow_om_change: bool = False) -> Path:
+                      spec: Optional[str] = None, size_policy: str = "pad", allow_om_change: bool = False,
+                      max_pixels: int = MAX_PIXELS) -> Path:
     """Checkpoint -> one TorchScript file (normalisation + network + generated infer) with metadata."""
     loaded = load_checkpoint_model(checkpoint_path, variant, spec=spec, allow_om_change=allow_om_change)
-    deployed = build_deployment(loaded, size_policy=size_policy)
+    deployed = build_deployment(loaded, size_policy=size_policy, max_pixels=max_pixels)
     scripted = torch.jit.script(deployed)
     meta = metadata(loaded, deployed, size_policy)
     extra = {META_FILE: json.dumps(meta, indent=1) + "\n", SPEC_FILE: _spec_text(loaded.spec)}
@@ -420,15 +431,17 @@ def read_metadata(path: str | Path) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------ torch.export, ONNX
 def export_program(checkpoint_path: str | Path, out_path: str | Path, variant: Optional[str] = None, *,
                    size: Optional[Tuple[int, int]] = None, batch: int = 1, allow_om_change: bool = False,
-                   loaded: Optional[LoadedCheckpoint] = None) -> Path:
+                   loaded: Optional[LoadedCheckpoint] = None, max_pixels: int = MAX_PIXELS) -> Path:
     """``torch.export`` of the same pipeline at a static size (``torch.export.save``, a .pt2 file).
 
     Static shapes: the program only accepts [batch, 3, *size] uint8 images.
     The metadata goes in the archive's extra files as well.
     """
     loaded = loaded or load_checkpoint_model(checkpoint_path, variant, allow_om_change=allow_om_change)
-    deployed = build_deployment(loaded)
+    deployed = build_deployment(loaded, max_pixels=max_pixels)
     h, w = size or _default_size(loaded.config)
+    if batch * h * w > max_pixels:
+        raise ValueError(f"--size {h} {w}: {batch * h * w} pixels, over --max-pixels {max_pixels}")
     example = torch.zeros(batch, 3, h, w, dtype=torch.uint8)
     with torch.no_grad():
         program = torch.export.export(deployed, (example,), strict=False)
@@ -498,7 +511,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     out = Path(args.output)
     path = export_deployment(args.checkpoint, out, args.variant, size_policy=args.size_policy,
-                             allow_om_change=args.allow_om_change)
+                             allow_om_change=args.allow_om_change, max_pixels=args.max_pixels)
     meta = read_metadata(path)
     print(f"wrote {path} (TorchScript: {meta['spec']} variant {meta['variant']!r}, om hash {meta['om_hash']}, "
           f"{time.perf_counter() - t:.1f} s)")
@@ -506,7 +519,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.torch_export or args.onnx:
         loaded = load_checkpoint_model(args.checkpoint, args.variant, allow_om_change=args.allow_om_change)
         if args.torch_export:
-            pt2 = export_program(args.checkpoint, _sibling(out, ".pt2"), size=size, loaded=loaded)
+            pt2 = export_program(args.checkpoint, _sibling(out, ".pt2"), size=size, loaded=loaded,
+                                 max_pixels=args.max_pixels)
             print(f"wrote {pt2} (torch.export, static shape {size or _default_size(loaded.config)})")
         if args.onnx:
             onnx_path = export_onnx(args.checkpoint, _sibling(out, ".network.onnx"), size=size, loaded=loaded)
@@ -523,6 +537,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.deploy",
                                 description="Export a checkpoint as one TorchScript program (network + decoding).")
@@ -533,6 +557,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--variant", default=None, help="OM variant (default: the checkpoint's; another is refused)")
     c.add_argument("--size-policy", choices=SIZE_POLICIES, default="pad",
                    help=f"pad images to a multiple of {SIZE_DIVISOR} (default) or refuse other sizes")
+    c.add_argument("--max-pixels", type=_positive_int, default=MAX_PIXELS, metavar="N",
+                   help=f"largest batch x height x width the program accepts, checked before any allocation "
+                        f"(default {MAX_PIXELS})")
     c.add_argument("--torch-export", action="store_true", help="also write OUT.pt2 (torch.export, static shape)")
     c.add_argument("--onnx", action="store_true", help="also write OUT.network.onnx (network only; needs onnx)")
     c.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
