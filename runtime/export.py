@@ -16,14 +16,29 @@ from .checkpoint import unwrap
 from .model import OMModel
 
 
+MAX_PIXELS = 4 * 1024 * 1024  # batch x height x width, as train/deploy.py's default
+
+
 class NetworkWithDecoding(torch.nn.Module):
-    def __init__(self, network: torch.nn.Module, infer: torch.nn.Module, names: Dict[str, str]) -> None:
+    """Network + generated infer; a batch that is not [N, C, H, W] or has more than ``max_pixels`` pixels is one
+    ValueError before the network allocates anything."""
+
+    max_pixels: int
+
+    def __init__(self, network: torch.nn.Module, infer: torch.nn.Module, names: Dict[str, str],
+                 max_pixels: int = MAX_PIXELS) -> None:
         super().__init__()
         self.network = network
         self.infer = infer
         self.names = names
+        self.max_pixels = int(max_pixels)
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        if x.dim() != 4:
+            raise ValueError("image: expected a batch [N, C, H, W], got rank " + str(x.dim()))
+        if x.shape[0] * x.shape[2] * x.shape[3] > self.max_pixels:
+            raise ValueError("image: " + str(x.shape[0] * x.shape[2] * x.shape[3]) + " pixels (batch x height x "
+                             + "width), over this program's limit of " + str(self.max_pixels))
         out: Dict[str, Tensor] = self.network(x)
         inputs: Dict[str, Tensor] = {}
         for om_name, network_name in self.names.items():
@@ -31,10 +46,10 @@ class NetworkWithDecoding(torch.nn.Module):
         return self.infer.forward_dict(inputs)
 
 
-def scripted_inference(model: OMModel) -> torch.jit.ScriptModule:
+def scripted_inference(model: OMModel, max_pixels: int = MAX_PIXELS) -> torch.jit.ScriptModule:
     """``torch.jit.script`` of network + infer (eval mode, CPU copies untouched)."""
     names = {n: model.output_map.get(n, n) for n in model.om.signature("infer") if n in model.om.prediction_inputs}
-    wrapper = NetworkWithDecoding(unwrap(model.network), _fresh_infer(model), names).eval()
+    wrapper = NetworkWithDecoding(unwrap(model.network), _fresh_infer(model), names, max_pixels).eval()
     return torch.jit.script(wrapper)
 
 

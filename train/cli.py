@@ -32,7 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from runtime.config import ConfigError, load_config
 from runtime.om import PROJECT_ROOT
 from train.tasks import Task, task_of
-from train.tasks.base import fresh_dir, items
+from train.tasks.base import fresh_dir, items, split_dataset
 from train.tasks.base import model_from_checkpoint as _model_from_checkpoint
 from train.tasks.base import run_training as _run_training
 from train.tasks.base import settings_from as _settings_from
@@ -158,7 +158,7 @@ def cmd_eval(args) -> int:
 
         torch.set_num_threads(int(cfg["threads"]))
     device = pick_device(str((cfg.get("train", {}) or {}).get("device", "auto")))  # as training: CUDA if there
-    val_ds = task.dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
+    val_ds = split_dataset(task, cfg, "val", train=False)
     model = _model_from_checkpoint(task, cfg, args.checkpoint, val_ds).to(device)
     metrics = task.evaluator(cfg, val_ds, out)(model, 0)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,13 +190,13 @@ def export_model(checkpoint: str | Path, path: str | Path, cfg: Optional[Dict[st
 def _export_scripted(task: Task, cfg: Dict[str, Any], checkpoint: str | Path, path: str | Path) -> Path:
     import torch
 
-    from runtime.export import scripted_inference
+    from runtime.export import MAX_PIXELS, scripted_inference
 
     model = _model_from_checkpoint(task, cfg, checkpoint)
     spec = task.deploy_spec(cfg, {**model.om.defaults, **model.om_config})
     meta = {"task": task.name, "spec": str(cfg["om"].get("spec", task.spec)),
-            "variant": str(cfg["om"].get("variant", "base")), "deploy": spec.to_json()}
-    scripted = scripted_inference(model)
+            "variant": str(cfg["om"].get("variant", "base")), "deploy": spec.to_json(), "max_pixels": MAX_PIXELS}
+    scripted = scripted_inference(model, MAX_PIXELS)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

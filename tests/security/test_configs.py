@@ -66,3 +66,24 @@ def test_the_command_line_prints_one_line(tmp_path):
     assert done.returncode in (1, 2)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "train.lr" in lines[0], done.stderr
+
+
+def test_an_empty_split_is_an_error_naming_its_file(tmp_path):
+    """An empty validation list used to evaluate to `PQ nan` with exit 0; an empty training list named no file."""
+    import json
+    import shutil
+
+    fixture = ROOT / "tests" / "fixtures" / "pose"
+    root = tmp_path / "coco"
+    shutil.copytree(fixture, root)
+    ann = root / "annotations" / "person_keypoints_val2017.json"
+    data = json.loads(ann.read_text())
+    ann.write_text(json.dumps({**data, "images": [], "annotations": []}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    config = ROOT / "train" / "configs" / "pose_coco.yaml"
+    done = subprocess.run([sys.executable, "-m", "train", "eval", str(config), "--set", f"data.root={root}",
+                           "--set", "om.variant=oracle-all", "--out", str(tmp_path / "eval")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "warning" not in line.lower()]
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and str(ann) in lines[0] and "has no images" in lines[0], done.stderr

@@ -166,17 +166,29 @@ def _set_threads(cfg: Mapping[str, Any]) -> None:
     torch.set_num_threads(max(1, int(cfg.get("threads") or torch.get_num_threads()) // local_procs))
 
 
+def split_dataset(task: Task, cfg: Mapping[str, Any], role: str, *, train: bool):
+    """The dataset of data.<role>_split; one without a single image is an error naming its file (an empty
+    training list cannot train, an empty validation list would report PQ nan with exit 0)."""
+    split = cfg["data"].get(f"{role}_split", role)
+    dataset = task.dataset(cfg, split, train=train)
+    if len(dataset) == 0:
+        source = getattr(dataset, "json_path", None) or Path(str(cfg["data"].get("root", "."))) / str(split)
+        raise ConfigError(f"{source}: the {role} split {split!r} has no images"
+                          + (" left after skip_empty" if train and cfg["data"].get("skip_empty", True) else ""))
+    return dataset
+
+
 def run_training(task: Task, cfg: Dict[str, Any], *, resume: Optional[str] = None, evaluate: bool = True,
                  on_step=None) -> Dict[str, Any]:
     """Train ``task`` on ``cfg`` through runtime.Trainer (checkpoints, resume, logging, DDP), then evaluate."""
     seed_everything(int(cfg.get("seed", 0)))
     settings = settings_from(cfg, task.default_out)
     _set_threads(cfg)
-    train_ds = task.dataset(cfg, cfg["data"].get("train_split", "train"), train=True)
+    train_ds = split_dataset(task, cfg, "train", train=True)
     model = task.model(cfg, train_ds)
     evaluator = None
     if evaluate and (cfg.get("eval", {}) or {}).get("enabled", True):
-        val_ds = task.dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
+        val_ds = split_dataset(task, cfg, "val", train=False)
         evaluator = task.evaluator(cfg, val_ds, Path(settings.out_dir))
     trainer = Trainer(model, train_ds, task.collate(cfg, train_ds, train=True), settings, evaluate=evaluator,
                       config=cfg, on_step=on_step)
@@ -193,7 +205,7 @@ def model_from_checkpoint(task: Task, cfg: Dict[str, Any], path: Optional[str | 
     """The config's model with a checkpoint's weights; without one (an oracle variant's upper bound) the network
     stays untrained, with a warning unless the variant is an oracle."""
     if val_ds is None:
-        val_ds = task.dataset(cfg, cfg["data"].get("val_split", "val"), train=False)
+        val_ds = split_dataset(task, cfg, "val", train=False)
     model = task.model(cfg, val_ds)
     if path is not None:
         task.load_weights(model.network, path)
