@@ -23,8 +23,6 @@ class NetworkWithDecoding(torch.nn.Module):
     """Network + generated infer; a batch that is not [N, C, H, W] or has more than ``max_pixels`` pixels is one
     ValueError before the network allocates anything."""
 
-    max_pixels: int
-
     def __init__(self, network: torch.nn.Module, infer: torch.nn.Module, names: Dict[str, str],
                  max_pixels: int = MAX_PIXELS) -> None:
         super().__init__()

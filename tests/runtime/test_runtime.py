@@ -265,6 +265,19 @@ def test_export_matches_eager_inference(tmp_path):
     assert torch.equal(got["peaks"], eager["peaks"])
 
 
+def test_exported_program_checks_rank_and_pixels_before_the_network():
+    model = toy_model().eval()
+    x = ToyData(4)[0]["image"][None]
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    scripted = scripted_inference(model, max_pixels=pixels)
+    scripted(x)  # at the limit
+    for bad, message in ((torch.cat([x, x]), f"{2 * pixels} pixels"), (x[0], "got rank 3")):
+        with pytest.raises(Exception) as info:
+            scripted(bad)
+        last = str(info.value).strip().splitlines()[-1]
+        assert last.startswith("builtins.ValueError: image: ") and message in last
+
+
 def test_config_overrides_and_base(tmp_path):
     (tmp_path / "base.yaml").write_text("train: {steps: 10, lr: 0.1}\nom: {variant: base}\n")
     (tmp_path / "run.yaml").write_text("base: base.yaml\ntrain: {steps: 20}\n")
