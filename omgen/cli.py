@@ -25,8 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [s for s in specs if not Path(s).is_file()]
     if missing:
         for spec in missing:
-            print(f"{spec}: error: no such spec file", file=sys.stderr)
-        return EXIT_USAGE
+            print(f"{spec}: error: {'no such spec file' if not Path(spec).exists() else 'not a regular file'}",
+                  file=sys.stderr)
+        return EXIT_SPEC
     status = EXIT_OK
     for spec in specs:
         try:
@@ -48,7 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omgen", description="Compile output-mathematics specs into PyTorch modules.")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="omgen", description="Compile output-mathematics specs into PyTorch modules.",
+                                     epilog="Exit status: 0 ok, 1 spec error, missing spec or stale output, "
+                                            "2 command-line usage error.")
+    parser.add_argument("--version", action="version", version=f"omgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str, run, several: bool = False) -> argparse.ArgumentParser:
@@ -123,6 +129,19 @@ def _print_trust(spec) -> None:
         print(f"omgen: note: {note}", file=sys.stderr)
 
 
+def _compile_command(args: argparse.Namespace) -> str:
+    """The command that rewrites what --check found stale: the same spec, output folder, variants and sets."""
+    import shlex
+
+    words = ["omgen", "compile", args.spec]
+    if args.out:
+        words += ["-o", args.out]
+    for flag, values in (("--variant", args.variant), ("--mixin", args.mixin), ("--set", args.set)):
+        for value in values:
+            words += [flag, value]
+    return shlex.join(words)
+
+
 def _run_compile(args: argparse.Namespace) -> int:
     from .compile import compile_spec, stale, write
 
@@ -135,7 +154,7 @@ def _run_compile(args: argparse.Namespace) -> int:
             print(f"{path}: stale", file=sys.stderr)
             print(diff, end="", file=sys.stderr)
         if problems:
-            print(f"{len(problems)} stale file(s): run `omgen compile {args.spec}`", file=sys.stderr)
+            print(f"{len(problems)} stale file(s): run `{_compile_command(args)}`", file=sys.stderr)
             return EXIT_SPEC
         print(f"{len(result.files)} file(s) up to date")
         return EXIT_OK

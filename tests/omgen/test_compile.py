@@ -221,3 +221,28 @@ def test_functions_take_devices_and_dtypes(write_spec, tmp_path):
     write(compile_spec(path, out=tmp_path / "out"))
     module = import_file(tmp_path / "out" / "dev" / "base.py", "dev_base")
     assert torch.jit.script(module.T())(torch.ones(3))["y"].dtype == torch.int64
+
+
+def test_cli_version_exit_codes_and_a_stale_hint_that_reproduces_the_command(tmp_path, capsys):
+    import shlex
+
+    from omgen import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"omgen {__version__}"
+    assert main(["compile", str(tmp_path / "missing.yaml")]) == 1  # a data error, not a usage error
+    assert capsys.readouterr().err.strip() == f"{tmp_path / 'missing.yaml'}: error: no such spec file"
+    with pytest.raises(SystemExit) as done:
+        main(["compile"])
+    assert done.value.code == 2
+    capsys.readouterr()
+    spec = str(Path(__file__).resolve().parents[2] / "specs" / "examples" / "toy_peaks.yaml")
+    out = tmp_path / "out dir"
+    argv = ["compile", spec, "-o", str(out), "--set", "threshold=0.25"]
+    assert main([*argv, "--check", "-q"]) == 1
+    hint = capsys.readouterr().err.strip().splitlines()[-1]
+    command = hint.split("run `", 1)[1].rstrip("`")
+    assert shlex.split(command) == ["omgen", *argv]
+    assert main(shlex.split(command)[1:] + ["-q"]) == 0  # the hint, run as printed, makes the check pass
+    assert main([*argv, "--check", "-q"]) == 0
