@@ -116,8 +116,8 @@ def test_all_errors_of_a_stage_are_reported_together(write_spec, capsys):
     assert "'blokcs'" in err and "'variantz'" in err and err.strip().endswith("2 errors")
 
 
-def test_usage_errors_exit_2(tmp_path, capsys):
-    assert main(["compile", str(tmp_path / "missing.yaml")]) == 2
+def test_usage_errors_exit_2_and_a_missing_spec_1(tmp_path, capsys):
+    assert main(["compile", str(tmp_path / "missing.yaml")]) == 1  # a data error, as a bad spec is
     with pytest.raises(SystemExit) as info:
         main(["compile"])
     assert info.value.code == 2
