@@ -11,6 +11,7 @@ and TorchScript. Prints the markdown rows of the "Pose OM" section of docs/bench
 from __future__ import annotations
 
 import argparse
+import inspect
 import platform
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     for n in (1, 8):
         pred = predictions(n)
-        args_in = [pred[k] for k in ("heatmap", "size", "offset", "joint_offset", "joint_heatmap", "joint_sub_offset")]
+        args_in = [pred[k] for k in inspect.signature(eager.forward).parameters]  # the entrypoint's own order
         heat = torch.cat([pred["heatmap"], pred["joint_heatmap"]], 1)
         with torch.no_grad():
             assert torch.equal(eager(*args_in)["keypoints_pred"], scripted(*args_in)["keypoints_pred"])
