@@ -81,8 +81,28 @@ class ErrorCollector:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """A 'did you mean' hint, or '' when nothing is close."""
+    """A 'did you mean' hint, or '' when nothing is close. Close: within a third of the name's length in edits,
+    or similar by difflib's ratio (>= 0.6). Ranked: a term's own stem first (`heat_prob` -> `heat`: ModulOM's
+    `_pred` / `_prob` / `_truth` suffixes name variants of one quantity), then the most similar, then the
+    fewest edits, then alphabetically."""
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else ""
+    ranked = []
+    for candidate in set(candidates):
+        distance = _edit_distance(name, candidate)
+        ratio = difflib.SequenceMatcher(None, name, candidate).ratio()
+        stem = name.startswith(candidate + "_") or candidate.startswith(name + "_")
+        if stem or distance <= max(1, len(name) // 3) or ratio >= 0.6:
+            ranked.append((not stem, -ratio, distance, candidate))
+    return f"did you mean '{min(ranked)[3]}'?" if ranked else ""
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions), two rows."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]

@@ -131,7 +131,8 @@ def resolve(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[Any,
             if blocks[definition.owner].kind == "mixin" and not definition.is_new and not overridden:
                 errors.error(definition.location, f"mixin '{definition.owner}' overrides '{name}', which nothing "
                              f"below it defines in variant '{variant.name}'",
-                             did_you_mean(name, [n for n in chains if n != name]) or "add 'new: true' for a new term")
+                             " ".join(filter(None, [did_you_mean(name, [n for n in chains if n != name]),
+                                                    "or add 'new: true' to declare a new term"])))
         if len(chain) > limits.MAX_SUPER_CHAIN:
             errors.error(chain[0].location, f"'{name}' has {len(chain)} definitions in variant '{variant.name}', "
                          f"more than {limits.MAX_SUPER_CHAIN}", "a super() chain that long would overflow the stack")

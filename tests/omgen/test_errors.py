@@ -46,7 +46,7 @@ CASES = {
               "spec.yaml:9:7: error: dependency cycle: a (line 9) -> c (line 11) -> b (line 10) -> a (line 9)"),
     "override_nothing": (GOOD_HEAD + "blocks: {A: {terms: {y: x}}}\ncompose: [A]\nmixins: {m: {terms: {yy: x}}}\n"
                          "variants: {v: [m]}\nentrypoints: {t: [y]}\n",
-                         "error: mixin 'm' overrides 'yy', which nothing below it defines in variant 'v' (did you mean 'y'?)"),
+                         "error: mixin 'm' overrides 'yy', which nothing below it defines in variant 'v' (did you mean 'y'? or add 'new: true' to declare a new term)"),
     "super_without_base": (GOOD_HEAD + "blocks: {A: {terms: {y: {expr: super() + x}}}}\ncompose: [A]\nentrypoints: {t: [y]}\n",
                            "error: super() in 'y' of 'A', but no definition of 'y' lies below it"),
     "inconsistent_mro": (GOOD_HEAD + "blocks:\n  X: {terms: {t: x}}\n  Y: {terms: {u: x}}\n  A: {bases: [X, Y]}\n"
@@ -132,3 +132,13 @@ def test_every_command_validates_the_spec(command, write_spec, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "spec.yaml:6:10: error: 'A' has unknown base 'Nope'" in err and "Traceback" not in err
+
+
+def test_did_you_mean_ranks_by_edit_distance_and_knows_term_stems():
+    from omgen.errors import did_you_mean
+
+    assert did_you_mean("heat_prob", ["heat", "heat_loss", "size"]) == "did you mean 'heat'?"  # the stem
+    assert did_you_mean("treshold", ["threshold", "top_k"]) == "did you mean 'threshold'?"
+    assert did_you_mean("tresh", ["threshold", "top_k"]) == "did you mean 'threshold'?"
+    assert did_you_mean("heat_pred", ["heat_prob", "heat_loss"]) == "did you mean 'heat_prob'?"  # 2 edits, not 4
+    assert did_you_mean("xyz", ["abc", "size"]) == ""
