@@ -5,6 +5,8 @@
     python -m train export [CONFIG] --checkpoint runs/x/last.pt [-o model.ts]
     python -m train demo   [CONFIG]      # synthetic data -> train -> eval -> export; prints the task's metric
     python -m train info   CONFIG        # task, OM inputs by role, entrypoints, deployable description
+    python -m train data cityscapes ROOT # raw download -> panoptic format (cityscapesscripts' converter)
+    python -m train data coco ROOT --split val2017   # check a COCO panoptic layout, count what it holds
     torchrun --nproc_per_node 2 -m train train CONFIG   # DDP, same config
 
 The config names its task (``task: panoptic | detection | pose``; without it,
@@ -150,6 +152,11 @@ def cmd_eval(args) -> int:
     from runtime.distributed import pick_device
 
     task, cfg = load(args.config, args.set, default_task=args.default_task)
+    if args.official:
+        if "official" not in task.eval_keys:
+            raise UsageError(f"--official: the {task.name} task has no official evaluator (panoptic has)")
+        cfg.setdefault("eval", {})
+        cfg["eval"] = {**(cfg["eval"] or {}), "official": True}
     base = Path(args.out) if args.out else Path(cfg.get("out_dir", task.default_out)) / "eval"
     out = fresh_dir(base, reuse=args.overwrite)
     cfg["out_dir"] = str(out)
@@ -273,6 +280,34 @@ def cmd_info(args) -> int:
     print(json.dumps(info, indent=1, default=str))
     return EXIT_OK
 
+def cmd_data(args) -> int:
+    from train.data import CityscapesPanoptic, CocoPanoptic
+    from train.data.cityscapes_raw import DEFAULT_SPLITS, SplitReport, coco_report, prepare_cityscapes, summary_json
+
+    root = Path(args.root)
+    if args.dataset == "cityscapes":
+        from train.data.cityscapes_panoptic import CITYSCAPES_LABELS_SOURCE
+
+        reports = prepare_cityscapes(root, args.splits or DEFAULT_SPLITS, force=args.force)
+        print(f"Cityscapes labels from {CITYSCAPES_LABELS_SOURCE}", file=sys.stderr)
+        for r in reports:
+            ds = CityscapesPanoptic(root, r.split)  # the loader accepts what was written
+            if args.validate:
+                ds.validate()
+    else:
+        if args.force:
+            raise UsageError("--force: only the Cityscapes conversion writes files")
+        reports: list[SplitReport] = []
+        for split in args.splits or ["val2017"]:
+            ds = CocoPanoptic.from_root(root, split)
+            if args.validate:
+                ds.validate()
+            reports.append(coco_report(root, split))
+    for r in reports:
+        print(r.line(), file=sys.stderr)
+    print(json.dumps({"dataset": args.dataset, "root": str(root), "splits": summary_json(reports)}))
+    return EXIT_OK
+
 
 # ------------------------------------------------------------------------------------ parser
 def _parser(prog: str = "python -m train", default_task: Optional[str] = None) -> argparse.ArgumentParser:
@@ -310,6 +345,10 @@ def _parser(prog: str = "python -m train", default_task: Optional[str] = None) -
     sets(c)
     c.add_argument("--checkpoint", default=None, help="weights to evaluate (an oracle variant needs none)")
     c.add_argument("--out", default=None, help="folder for visuals and eval.json (default: OUT_DIR/eval)")
+    c.add_argument("--official", action="store_true",
+                   help="also write the predictions in the dataset's panoptic format and score them with its "
+                        "official evaluator (Cityscapes: cityscapesscripts; COCO and synthetic: panopticapi), "
+                        "reported beside ours")
     overwrite(c, "that folder")
     c.set_defaults(run=cmd_eval)
 
@@ -337,6 +376,19 @@ def _parser(prog: str = "python -m train", default_task: Optional[str] = None) -
     c.add_argument("config", help="YAML run config, or a program written by export")
     sets(c)
     c.set_defaults(run=cmd_info)
+
+    c = command("data", "prepare or check a dataset on disk: Cityscapes from its raw download (the official "
+                        "conversion), COCO panoptic as downloaded; prints what each split holds")
+    c.add_argument("dataset", choices=("cityscapes", "coco"), help="dataset format")
+    c.add_argument("root", help="dataset root (Cityscapes: holds gtFine/ and leftImg8bit/; COCO: holds "
+                                "annotations/ and the image folders)")
+    c.add_argument("--split", action="append", default=None, metavar="NAME", dest="splits",
+                   help="split to prepare, repeatable (default: train and val for Cityscapes, val2017 for COCO)")
+    c.add_argument("--force", action="store_true",
+                   help="Cityscapes: convert again even where the panoptic JSON exists")
+    c.add_argument("--validate", action="store_true",
+                   help="also decode every image and panoptic PNG (slow on the full dataset)")
+    c.set_defaults(run=cmd_data)
     return p
 
 

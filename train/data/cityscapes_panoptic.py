@@ -30,8 +30,11 @@ from train.data.panoptic import (
     read_json,
 )
 
-# (label id, name, isthing, colour), in train-id order 0..18.
-CITYSCAPES_CATEGORIES: tuple[tuple[int, str, bool, tuple[int, int, int]], ...] = (
+# The built-in copy of the Cityscapes label table (label id, name, isthing,
+# colour) in train-id order 0..18: a fallback for machines without
+# cityscapesscripts; tests/train/test_cityscapes_official.py proves it equal to
+# ``cityscapesscripts.helpers.labels``.
+BUILTIN_CITYSCAPES_CATEGORIES: tuple[tuple[int, str, bool, tuple[int, int, int]], ...] = (
     (7, "road", False, (128, 64, 128)),
     (8, "sidewalk", False, (244, 35, 232)),
     (11, "building", False, (70, 70, 70)),
@@ -53,6 +56,24 @@ CITYSCAPES_CATEGORIES: tuple[tuple[int, str, bool, tuple[int, int, int]], ...] =
     (33, "bicycle", True, (119, 11, 32)),
 )
 
+
+def official_cityscapes_categories() -> tuple[tuple[int, str, bool, tuple[int, int, int]], ...] | None:
+    """The evaluated labels of ``cityscapesscripts.helpers.labels`` in train-id order, or None when the
+    package (the ``cityscapes`` extra) is not installed."""
+    try:
+        from cityscapesscripts.helpers.labels import labels
+    except ImportError:
+        return None
+    evaluated = sorted((lab for lab in labels if not lab.ignoreInEval), key=lambda lab: lab.trainId)
+    return tuple((int(lab.id), str(lab.name), bool(lab.hasInstances), tuple(int(c) for c in lab.color))
+                 for lab in evaluated)  # type: ignore[misc]
+
+
+_official = official_cityscapes_categories()
+#: Where the table comes from: "cityscapesscripts" (the maintainers' labels.py) or "built-in".
+CITYSCAPES_LABELS_SOURCE = "cityscapesscripts" if _official is not None else "built-in"
+CITYSCAPES_CATEGORIES = _official if _official is not None else BUILTIN_CITYSCAPES_CATEGORIES
+
 CITYSCAPES_CATEGORY_MAP = CategoryMap(
     category_ids=tuple(c[0] for c in CITYSCAPES_CATEGORIES),
     names=tuple(c[1] for c in CITYSCAPES_CATEGORIES),
@@ -64,6 +85,10 @@ CITYSCAPES_CATEGORY_MAP = CategoryMap(
 def _city_image_path(root: Path, split: str, json_path: Path) -> Any:
     def image_path(im: Mapping[str, Any]) -> Path:
         name = str(im["file_name"])
+        # createPanopticImgs (cityscapesscripts 2.x) names the image "<frame>_gtFine_leftImg8bit.png"; the file
+        # in leftImg8bit/ is "<frame>_leftImg8bit.png".
+        if name.endswith("_gtFine_leftImg8bit.png"):
+            name = name[: -len("_gtFine_leftImg8bit.png")] + "_leftImg8bit.png"
         city = name.split("_", 1)[0]
         if "_" not in name or not city:
             raise _err(json_path, f"image file_name {name!r} does not start with '<city>_'")
@@ -92,11 +117,22 @@ class CityscapesPanoptic(PanopticDataset):
         # and thing flags); their order does not matter.
         listed = CategoryMap.from_categories(data["categories"], self.json_path)
         table = dict(zip(CITYSCAPES_CATEGORY_MAP.category_ids, CITYSCAPES_CATEGORY_MAP.isthing))
-        for cid, th in zip(listed.category_ids, listed.isthing):
+        if 0 in listed.category_ids and max(listed.category_ids) < len(CITYSCAPES_CATEGORY_MAP.category_ids):
+            raise _err(self.json_path, "category ids are train ids 0..18 (createPanopticImgs --use-train-id); "
+                                       "convert without --use-train-id: the format and its evaluator use label ids")
+        for cid, name, th in zip(listed.category_ids, listed.names, listed.isthing):
             if cid not in table:
-                raise _err(self.json_path, f"category id {cid} is not an evaluated Cityscapes label id")
+                raise _err(self.json_path, f"category id {cid} ({name!r}) is not an evaluated Cityscapes label id "
+                                           f"(those are {sorted(table)})")
             if table[cid] != th:
-                raise _err(self.json_path, f"category id {cid} has isthing={int(th)}, Cityscapes says {int(table[cid])}")
+                raise _err(self.json_path, f"category id {cid} ({name!r}) has isthing={int(th)}, Cityscapes says "
+                                           f"{int(table[cid])}")
+        absent = [(c, n) for c, n in zip(CITYSCAPES_CATEGORY_MAP.category_ids, CITYSCAPES_CATEGORY_MAP.names)
+                  if c not in listed.category_ids]
+        if absent:
+            raise _err(self.json_path, f"category {absent[0][0]} ({absent[0][1]!r}) is missing from 'categories' "
+                                       f"({len(absent)} of the 19 evaluated labels are); the official converter "
+                                       "lists all 19 and the official evaluator needs them")
         records = build_records(
             data,
             self.json_path,

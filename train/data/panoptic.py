@@ -100,18 +100,26 @@ class CategoryMap:
             raise _err(source, "'categories' must be a non-empty list")
         ids, names, things, colors = [], [], [], []
         for k, cat in enumerate(categories):
-            if not isinstance(cat, dict) or "id" not in cat or "isthing" not in cat:
-                raise _err(source, f"categories[{k}] needs 'id' and 'isthing'")
+            if not isinstance(cat, dict) or "id" not in cat:
+                raise _err(source, f"categories[{k}] needs an 'id' (and 'isthing', 'name')")
             cid = cat["id"]
-            if not isinstance(cid, int) or isinstance(cid, bool):
-                raise _err(source, f"categories[{k}] id {cid!r} is not an integer")
+            label = f"categories[{k}] (id {cid!r}, {str(cat.get('name', 'no name'))[:40]!r})"
+            if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
+                raise _err(source, f"{label}: id must be a non-negative integer")
             if cid in ids:
-                raise _err(source, f"category id {cid} appears twice in 'categories'")
+                raise _err(source, f"{label}: category id {cid} appears twice in 'categories'")
+            if "isthing" not in cat:
+                raise _err(source, f"{label} has no 'isthing' (1 for a thing class with instances, 0 for stuff)")
+            if cat["isthing"] not in (0, 1):  # True/False compare equal to 1/0
+                raise _err(source, f"{label}: 'isthing' is {cat['isthing']!r}, expected 0 or 1")
             ids.append(cid)
             names.append(str(cat.get("name", cid)))
             things.append(bool(cat["isthing"]))
             color = cat.get("color", (0, 0, 0))
-            colors.append(tuple(int(c) for c in color[:3]))
+            try:
+                colors.append(tuple(int(c) for c in color[:3]))
+            except (TypeError, ValueError):
+                raise _err(source, f"{label}: 'color' {color!r} is not [r, g, b]") from None
         return cls(tuple(ids), tuple(names), tuple(things), tuple(colors))  # type: ignore[arg-type]
 
     @property
@@ -225,7 +233,9 @@ def build_records(
             if sid in seen:
                 raise _err(json_path, f"{where}: segment id {sid} appears twice")
             if cid not in known:
-                raise _err(json_path, f"{where}: category_id {cid!r} is not in 'categories'")
+                listed = sorted(known)
+                raise _err(json_path, f"{where}: category_id {cid!r} is not in 'categories' ({len(listed)} listed, "
+                                      f"ids {listed[0]}..{listed[-1]}); add it or fix the segment")
             seen.add(sid)
             bbox = s.get("bbox", (0, 0, 0, 0))
             segs.append(
@@ -444,7 +454,7 @@ class PanopticDataset(torch.utils.data.Dataset):
 
 
 def collate_panoptic(batch: Sequence[Mapping[str, Any]], void_id: int | None = None) -> dict[str, Any]:
-    """Samples → ``image`` uint8 ``[N, 3, H, W]``, ``panoptic`` int64 ``[N, 1, H, W]``.
+    """Samples → ``image`` uint8 ``[N, 3, H, W]``, ``panoptic`` int64 ``[N, 1, H, W]``, ``image_size`` ``[N, 2]``.
 
     Sizes must agree (crop with :class:`PanopticAugment`) unless ``void_id``
     is given, in which case smaller samples are padded bottom/right with 0 in
@@ -476,4 +486,5 @@ def collate_panoptic(batch: Sequence[Mapping[str, Any]], void_id: int | None = N
         "panoptic": pans,
         "image_id": [b.get("image_id") for b in batch],
         "index": torch.tensor([int(b.get("index", -1)) for b in batch], dtype=torch.int64),
+        "image_size": torch.tensor(sizes, dtype=torch.int64).reshape(n, 2),  # (H, W) before padding
     }

@@ -107,7 +107,7 @@ class PanopticTask(Task):
     datasets = ("synthetic", "coco", "cityscapes")
     data_keys = ("crop_size", "scale_range", "flip_prob", "image_pad")
     model_keys = ("arch", "output_stride", "backbone_width", "overrides", "backbone_checkpoint")
-    eval_keys = ("visualize",)
+    eval_keys = ("visualize", "official")
 
     def synthetic(self, cfg):
         return ensure_synthetic(cfg["data"]) if cfg["data"].get("dataset", "synthetic") == "synthetic" else None
@@ -162,6 +162,8 @@ class PanopticTask(Task):
         batch_size = int(e.get("batch_size", 8))
         n_vis = int(e.get("visualize", 4))
         limit = e.get("limit")
+        official = bool(e.get("official", False))
+        kind = cfg["data"].get("dataset", "synthetic")
         collate = self.collate(cfg, val_ds, train=False)
 
         def evaluate(model: OMModel, step: int) -> Dict[str, Any]:
@@ -170,6 +172,11 @@ class PanopticTask(Task):
             divisor, ignore = int(cfg_om.get("label_divisor", 1000)), int(cfg_om.get("ignore_label", 255))
             pq = PanopticQuality(val_ds.num_classes, list(val_ds.thing_train_ids), divisor, ignore)
             miou = MeanIoU(val_ds.num_classes, ignore, label_divisor=divisor)
+            writer = None
+            if official:
+                from train.data.official_eval import PanopticPredictionWriter
+
+                writer = PanopticPredictionWriter(out_dir, val_ds)
             loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
             t = time.perf_counter()
             seen = 0
@@ -180,9 +187,16 @@ class PanopticTask(Task):
                 batch = to_device(batch, device)
                 out = model.predict(batch)
                 pred, truth = out["panoptic_pred"], batch["panoptic"]
-                pq.update(pred, truth)
+                sizes = batch["image_size"].tolist()
+                if all(tuple(hw) == tuple(pred.shape[-2:]) for hw in sizes):
+                    pq.update(pred, truth)
+                else:  # padded to the network's stride: score each image on its own pixels only
+                    for i, (h, w) in enumerate(sizes):
+                        pq.update(pred[i:i + 1, :, :h, :w], truth[i:i + 1, :, :h, :w])
                 miou.update(pred, truth)
-                for i in range(pred.shape[0]):
+                for i, (h, w) in enumerate(sizes):
+                    if writer is not None:
+                        writer.add(int(batch["index"][i]), pred[i, 0, :h, :w].cpu().numpy())
                     if seen + i < n_vis:
                         save_sample(vis_dir, f"val_{seen + i:03d}", batch["image"][i], pred[i], truth[i],
                                     center=out.get("center_heatmap", [None] * pred.shape[0])[i],
@@ -194,16 +208,32 @@ class PanopticTask(Task):
             seconds = time.perf_counter() - t
             r = pq.compute()
             m = miou.compute()
-            return {"pq": 100 * float(r["pq"]), "sq": 100 * float(r["sq"]), "rq": 100 * float(r["rq"]),
-                    "pq_things": 100 * float(r["pq_things"]), "pq_stuff": 100 * float(r["pq_stuff"]),
-                    "miou": 100 * float(m["miou"]), "images": seen, "eval_seconds": seconds,
-                    "per_class_pq": [round(100 * float(v), 2) for v in r["per_class_pq"]]}
+            result = {"pq": 100 * float(r["pq"]), "sq": 100 * float(r["sq"]), "rq": 100 * float(r["rq"]),
+                      "pq_things": 100 * float(r["pq_things"]), "pq_stuff": 100 * float(r["pq_stuff"]),
+                      "miou": 100 * float(m["miou"]), "images": seen, "eval_seconds": seconds,
+                      "per_class_pq": [round(100 * float(v), 2) for v in r["per_class_pq"]]}
+            if writer is not None:
+                from train.data.official_eval import official_panoptic_quality
+
+                ref = official_panoptic_quality(kind, writer, out_dir)
+                ours = [100 * float(v) for v in r["per_class_pq"]]
+                result["official"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in ref.items()
+                                      if not k.startswith("per_class")}
+                result["official"]["per_class_pq"] = [round(v, 2) for v in ref["per_class_pq"]]
+                result["official"]["max_abs_diff_pq"] = max(
+                    [abs(result["pq"] - ref["pq"])] + [abs(a - b) for a, b in zip(ours, ref["per_class_pq"])])
+            return result
 
         return evaluate
 
     def summary(self, e):
-        return (f"PQ {e['pq']:.1f}  SQ {e['sq']:.1f}  RQ {e['rq']:.1f}  PQ_th {e['pq_things']:.1f}  "
+        line = (f"PQ {e['pq']:.1f}  SQ {e['sq']:.1f}  RQ {e['rq']:.1f}  PQ_th {e['pq_things']:.1f}  "
                 f"PQ_st {e['pq_stuff']:.1f}  mIoU {e['miou']:.1f}  ({e['images']} val images)")
+        if "official" in e:
+            o = e["official"]
+            line += (f"\nofficial ({o['evaluator']}): PQ {o['pq']:.1f}  SQ {o['sq']:.1f}  RQ {o['rq']:.1f}; largest "
+                     f"difference from ours {o['max_abs_diff_pq']:.2g} PQ points")
+        return line
 
     def deploy_spec(self, cfg, om_config):
         from train.model import IMAGENET_MEAN, IMAGENET_STD
