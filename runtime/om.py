@@ -1,4 +1,4 @@
-"""Load a generated OM by (spec, variant), compiling it first when generated/ is stale.
+"""Load a generated OM by (spec, variant), checking first that generated/ is what the spec compiles to.
 
 Nothing here knows a particular OM: everything comes from the generated
 module's metadata (``INPUTS``, ``CONFIG``, ``ENTRYPOINTS``, ``Session``).
@@ -19,7 +19,7 @@ import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["OM", "load_om", "entrypoint_outputs", "PROJECT_ROOT"]
+__all__ = ["OM", "load_om", "entrypoint_outputs", "PROJECT_ROOT", "COMPILE_MODES", "StaleGenerated", "compile_mode"]
 
 
 def _module_name(variant: str) -> str:
@@ -45,15 +45,36 @@ def _import_generated(om_name: str, variant: str, out: Optional[Path]) -> Module
     return mod
 
 
-def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Path] = None,
-                    *, write: bool = True) -> tuple[str, List[Path]]:
-    """Compile ``variant`` of ``spec_path`` in memory; write the files that are stale.
+#: ``om.compile`` of a run config: ``check`` (default) compiles the spec in memory and stops the run when
+#: generated/ differs from it; ``write`` recompiles the stale files at start (atomically); ``off`` imports
+#: generated/ as it is. ``true``/``false`` are ``write``/``off``.
+COMPILE_MODES = ("check", "write", "off")
 
-    Returns ``(om name, written paths)``. When the spec does not compile but a
-    generated file already exists, that file is used with a warning (the spec
-    may be mid-edit); otherwise the ``omgen.SpecErrors`` propagate. The same
-    holds where the compiler cannot be imported (its libcst is not installed,
-    e.g. on a GPU machine that only trains).
+
+class StaleGenerated(ValueError):
+    """generated/ does not hold what the spec compiles to (one line: the file, the spec, the command to run)."""
+
+
+def compile_mode(value: Any) -> str:
+    """A config's ``om.compile`` as one of COMPILE_MODES; anything else is a ValueError naming the key."""
+    if value is True:
+        return "write"
+    if value is False:
+        return "off"
+    if isinstance(value, str) and value in COMPILE_MODES:
+        return value
+    raise ValueError(f"om.compile: expected one of {', '.join(COMPILE_MODES)} (or true/false), got {value!r}")
+
+
+def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Path] = None,
+                    *, mode: str = "check") -> tuple[str, List[Path]]:
+    """Compile ``variant`` of ``spec_path`` in memory and compare it with the generated file.
+
+    ``check``: a stale or missing file raises :class:`StaleGenerated`; ``write``: stale files are rewritten
+    (``omgen.write``, atomic). A spec that does not compile raises its ``omgen.SpecErrors`` in both modes:
+    the runtime never runs code its spec no longer describes. Where the compiler cannot be imported (libcst
+    not installed, as on a machine that only trains) the existing file is used with a warning.
+    Returns ``(om name, written paths)``.
     """
     spec_path = Path(spec_path)
     try:
@@ -65,18 +86,16 @@ def ensure_compiled(spec_path: str | Path, variant: str, out: Optional[str | Pat
                           "without checking that it is fresh", stacklevel=2)
             return om_name, []
         raise
-    try:
-        result = omgen.compile_spec(spec_path, variants=[variant], out=out)
-    except omgen.SpecErrors as exc:
-        om_name, existing = _existing_generated(spec_path, variant, out)
-        if existing is not None:
-            warnings.warn(f"{spec_path} does not compile ({exc.diagnostics[0]}); using the existing {existing}",
-                          stacklevel=2)
-            return om_name, []
-        raise
+    result = omgen.compile_spec(spec_path, variants=[variant], out=out)
     stale = omgen.stale(result, all_variants=False)
+    if stale and mode == "check":
+        flags = f" -o {out}" if out is not None else ""
+        path = Path(stale[0][0])
+        raise StaleGenerated(f"{path} is {'stale' if path.exists() else 'missing'} for {spec_path} "
+                             f"(variant {variant!r}): run `omgen compile {spec_path}{flags}`, or set "
+                             "om.compile: write to recompile at start")
     written: List[Path] = []
-    if stale and write:
+    if stale and mode == "write":
         written = omgen.write(result)
     return result.spec.om, written
 
@@ -184,7 +203,7 @@ def om_from_config(o: Mapping[str, Any], default_spec: str,
     """The OM of a config's ``om`` section (``spec``, ``variant``, ``compile``) and the config values to build
     its entrypoints with: ``om.config`` over ``om.config_from`` (a preset variant: see preset_overrides)."""
     spec = o.get("spec", default_spec)
-    compile = bool(o.get("compile", True))
+    compile = compile_mode(o.get("compile", "check"))
     om = load_om(spec, str(o.get("variant", default_variant)), compile=compile)
     overrides: Dict[str, Any] = {}
     if o.get("config_from"):
@@ -196,18 +215,21 @@ def om_from_config(o: Mapping[str, Any], default_spec: str,
     return om, {**overrides, **dict(o.get("config", {}) or {})}
 
 
-def load_om(spec: str | Path, variant: str, *, out: Optional[str | Path] = None, compile: bool = True) -> OM:
+def load_om(spec: str | Path, variant: str, *, out: Optional[str | Path] = None,
+            compile: str | bool = "check") -> OM:
     """The generated module of ``variant`` of ``spec`` (a spec path, or the name of an OM in generated/).
 
-    With ``compile`` (default) a spec path is compiled in memory first and the
-    stale files are rewritten (atomically, by ``omgen.write``).
+    ``compile`` (see COMPILE_MODES): ``check`` (default) stops with :class:`StaleGenerated` when the generated
+    file is not what the spec compiles to, ``write`` rewrites it first, ``off`` imports it as it is. Nothing
+    under the source tree is written unless asked.
     """
+    mode = compile_mode(compile)
     spec_path = Path(spec)
     if not spec_path.is_absolute() and not spec_path.exists() and (PROJECT_ROOT / spec_path).exists():
         spec_path = PROJECT_ROOT / spec_path
     if spec_path.suffix in (".yaml", ".yml", ".py") and spec_path.exists():
-        if compile:
-            om_name, _ = ensure_compiled(spec_path, variant, out)
+        if mode != "off":
+            om_name, _ = ensure_compiled(spec_path, variant, out, mode=mode)
         else:
             om_name = _om_name_from_text(spec_path)
     elif spec_path.suffix in (".yaml", ".yml", ".py"):
