@@ -31,6 +31,7 @@ import libcst as cst
 import libcst.metadata as meta
 
 from .bodies import _NameVisitor
+from .shapes import ShapeSyntaxError, normalise_dim
 from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, Library, display_path, load_library, project_root
@@ -191,6 +192,23 @@ class _File:
 def _docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef) -> tuple[str, list[ast.stmt]]:
     doc = ast.get_docstring(node, clean=True)
     return (doc, list(node.body[1:])) if doc is not None else ("", list(node.body))
+
+
+def _shape(errors: ErrorCollector, file: Any, node: ast.AST, what: str) -> tuple | None:
+    """A shape literal, entry by entry through the rule both frontends share (omgen.shapes.normalise_dim)."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        errors.error(file.loc(node), f"{what} must be a list of sizes", "e.g. ['N', 1, 'H', 'W'] or ['N', '2 * k']")
+        return None
+    dims = []
+    for item in node.elts:
+        value = file.literal(item, what)
+        if value is _UNKNOWN:
+            continue
+        try:
+            dims.append(normalise_dim(value))
+        except ShapeSyntaxError as exc:
+            errors.error(file.loc(item), f"{what}: {exc}")
+    return tuple(dims) if len(dims) == len(node.elts) else None
 
 
 def _decorator_name(decorator: ast.AST) -> tuple[str, ast.Call | None]:
@@ -515,14 +533,7 @@ class _Reader:
                 for keyword_ in call.keywords if call else ():
                     key, value_node = keyword_.arg, keyword_.value
                     if key == "shape":
-                        value = file.literal(value_node, "shape")
-                        if value is not _UNKNOWN and (not isinstance(value, (list, tuple)) or not all(
-                                isinstance(d, int) and not isinstance(d, bool) or isinstance(d, str) and IDENTIFIER.match(d)
-                                for d in value)):
-                            self.errors.error(file.loc(value_node), "shape must be a list of sizes and names",
-                                              "e.g. shape=['N', 1, 'H', 'W']")
-                        elif value is not _UNKNOWN:
-                            shape = tuple(value)
+                        shape = _shape(self.errors, file, value_node, f"shape of term '{name}'")
                     elif key == "math":
                         math = file.string(value_node, "math")
                     elif key == "new":
@@ -1425,15 +1436,7 @@ class _Builder:
                     errors.error(file.loc(fields["type"][1]), f"type of input '{name}': {exc}")
             shape = None
             if "shape" in fields:
-                value = file.literal(fields["shape"][1], f"shape of input '{name}'")
-                if value is not _UNKNOWN:
-                    if not isinstance(value, (list, tuple)) or not all(
-                            (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or
-                            (isinstance(d, str) and IDENTIFIER.match(d)) for d in value):
-                        errors.error(file.loc(fields["shape"][1]), f"shape of input '{name}' must be a list of sizes "
-                                     "and names", "e.g. ['N', 1, 'H', 'W']")
-                    else:
-                        shape = tuple(value)
+                shape = _shape(errors, file, fields["shape"][1], f"shape of input '{name}'")
             dtype = file.string(fields["dtype"][1], "dtype") if "dtype" in fields else "any"
             if dtype is not None and dtype not in DTYPES:
                 errors.error(file.loc(fields["dtype"][1]), f"input '{name}': unknown dtype '{dtype}'",

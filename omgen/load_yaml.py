@@ -19,7 +19,7 @@ from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import (MODULE_MEMBERS, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
-from .shapes import ShapeSyntaxError, parse_dim
+from .shapes import ShapeSyntaxError, normalise_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
 TOP_KEYS = ("om", "doc", "include", "allow", "config", "inputs", "functions", "blocks", "compose", "mixins",
@@ -124,18 +124,10 @@ class _Reader:
             return None
         dims: list[str | int] = []
         for item in node.value:
-            value = self.value(item)
-            if isinstance(value, str) and not IDENTIFIER.match(value):
-                try:
-                    value = parse_dim(value)
-                except ShapeSyntaxError as exc:
-                    self.errors.error(self.loc(item), f"{what}: {exc}")
-                    continue
-            elif isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, int) and value < 0):
-                self.errors.error(self.loc(item), f"{what}: '{value}' is not a size (a non-negative integer, a name, "
-                                  "or arithmetic such as 2 * num_classes)")
-                continue
-            dims.append(value)
+            try:
+                dims.append(normalise_dim(self.value(item)))
+            except ShapeSyntaxError as exc:
+                self.errors.error(self.loc(item), f"{what}: {exc}")
         return tuple(dims)
 
     def code(self, key: str, node: yaml.Node) -> Code | None:

@@ -215,6 +215,44 @@ def test_convert_yaml_to_python_compiles_identically(tmp_path, capsys):
     assert '@mixin("oracle-heat")\nclass OracleHeat(Config):' in text
 
 
+@pytest.mark.parametrize("dim", ["2 * nms_kernel", "nms_kernel + 1", "nms_kernel // 2", "N"])
+def test_arithmetic_shapes_convert_both_ways_and_compile_identically(dim, tmp_path):
+    """One rule for shape entries (omgen.shapes.normalise_dim) in both frontends: what YAML accepts, the Python
+    spec `omgen convert` writes from it is accepted too, and the round trip compiles to the same code."""
+    yaml_spec = tmp_path / "arith.yaml"
+    yaml_spec.write_text(TOY_YAML.read_text().replace(
+        "points: {type: Tensor, shape: [N, 1, H, W]", f"points: {{type: Tensor, shape: [N, '{dim}', H, W]"))
+    py = tmp_path / "arith.py"
+    list(convert(yaml_spec, py))
+    assert load(py).inputs_by_name["points"].shape == load(yaml_spec).inputs_by_name["points"].shape
+    assert_same_generated(yaml_spec, py)
+    back = tmp_path / "back.yaml"
+    list(convert(py, back))
+    assert_same_generated(yaml_spec, back)
+
+
+@pytest.mark.parametrize("dim, message", [("-1", "non-negative"), ("'2 ** k'", "only + - * //"),
+                                          ("'f(N)'", "is not a size"), ("'\u00f1'", "ASCII"), ("1.5", "not a size")])
+def test_bad_shape_entries_are_the_same_error_in_both_frontends(dim, message, tmp_path):
+    yaml_spec = tmp_path / "bad.yaml"
+    yaml_spec.write_text(TOY_YAML.read_text().replace(
+        "points: {type: Tensor, shape: [N, 1, H, W]", f"points: {{type: Tensor, shape: [N, {dim}, H, W]"))
+    with pytest.raises(SpecErrors) as from_yaml:
+        load(yaml_spec)
+    good = tmp_path / "good.py"
+    list(convert(TOY_YAML, good))
+    text = good.read_text()
+    line = '"points": {"shape": ["N", 1, "H", "W"], "dtype": "float", "role": "truth"}'
+    assert line in text
+    bad = tmp_path / "bad.py"
+    bad.write_text(text.replace(line, line.replace('["N", 1,', f'["N", {dim},')))
+    with pytest.raises(SpecErrors) as from_python:
+        load(bad)
+    for info in (from_yaml, from_python):
+        assert len(info.value.diagnostics) == 1 and message in str(info.value.diagnostics[0])
+        assert "shape of input 'points'" in str(info.value.diagnostics[0])
+
+
 YAML_SPECS = sorted((ROOT / "specs").glob("*.yaml"))  # specs/common/*.yaml are included by these
 
 
