@@ -16,13 +16,14 @@ import libcst as cst
 if TYPE_CHECKING:
     import networkx as nx
 
+from .names import IMPORTED
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
 from .model import Spec, TermDef
 from .purity import check_allowance, impurities
 from .resolve import ResolvedOM, ResolvedTerm
 
-ALLOWED_GLOBALS = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional"})
+ALLOWED_GLOBALS = IMPORTED  # what the generated module imports (omgen/names.py)
 ALLOWED_BUILTINS = frozenset({
     "True", "False", "None", "len", "range", "int", "float", "bool", "str", "min", "max", "abs", "round",
     "enumerate", "zip", "list", "tuple", "dict", "isinstance", "print", "sum", "any", "all", "sorted", "divmod",

@@ -17,6 +17,7 @@ import jinja2
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
 from .literals import comment_text, docstring, pyrepr as _pyrepr
+from .names import IMPORT_BLOCK
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
 
@@ -49,6 +50,7 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
     header = _header(graph, overrides_text)
     return _template().render(
         header=header,
+        import_block=IMPORT_BLOCK,
         inputs=[_input_view(i) for i in spec.inputs],
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ast
 
-_IMPORTS = {"math": None, "typing": {"Dict", "List", "Optional", "Tuple"}, "torch": {"Tensor"},
-            "torch.nn.functional": None}
+from .names import IMPORTS
+
+_IMPORTS = frozenset(IMPORTS)  # (module, name bound): exactly the template's import block (omgen/names.py)
 _TYPE_NAMES = frozenset({"Tensor", "List", "Dict", "Tuple", "Optional", "int", "float", "bool", "str", "None"})
 _TYPE_ATTRIBUTES = frozenset({"torch.device", "torch.dtype", "torch.Tensor"})
 _CLASS_BASES = frozenset({"Terms", "torch.nn.Module"})
@@ -45,11 +46,11 @@ def _module_statement(node: ast.stmt, filename: str) -> None:
     if isinstance(node, ast.Expr) and _is_string(node.value):
         return
     if isinstance(node, ast.Import):
-        if all(alias.name in _IMPORTS for alias in node.names):
+        if all((alias.name, alias.asname or alias.name) in _IMPORTS for alias in node.names):
             return
     elif isinstance(node, ast.ImportFrom):
-        allowed = _IMPORTS.get(node.module or "", set())
-        if node.level == 0 and allowed is not None and all(alias.name in allowed for alias in node.names):
+        if node.level == 0 and all((node.module, alias.asname or alias.name) in _IMPORTS and alias.asname is None
+                                   for alias in node.names):
             return
     elif isinstance(node, ast.Assign):
         if all(isinstance(t, ast.Name) for t in node.targets) and _is_literal(node.value, names_ok=True):

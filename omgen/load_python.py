@@ -34,8 +34,9 @@ from .bodies import _NameVisitor
 from .shapes import ShapeSyntaxError, normalise_dim
 from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .load_yaml import DTYPES, MIXIN_NAME, RESERVED, ROLES, Library, display_path, load_library, project_root
-from .model import (MODULE_MEMBERS, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .names import MODULE_MEMBERS, RESERVED, allowed_imports
+from .load_yaml import DTYPES, MIXIN_NAME, ROLES, Library, display_path, load_library, project_root
+from .model import (Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
@@ -43,11 +44,10 @@ TOP_NAMES = ("om", "include", "allow", "compose", "inputs", "variants", "entrypo
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
-ALLOWED_IMPORTS = {  # module → names it may bind
-    "torch": {"torch", "Tensor"}, "torch.nn.functional": {"F"}, "math": {"math"},
-    "typing": {"List", "Dict", "Tuple", "Optional"}, "omgen": {"OutputMath", "omgen", "mixin", "no_cache", "term"},
+ALLOWED_IMPORTS = allowed_imports({  # module → names it may bind: the generated module's imports and the markers
+    "omgen": {"OutputMath", "omgen", "mixin", "no_cache", "term"},
     "omgen.markers": {"OutputMath", "mixin", "no_cache", "term"}, "__future__": {"annotations"},
-}
+})
 MARKER_BASE = "OutputMath"
 DYNAMIC_BUILTINS = ("getattr", "setattr", "hasattr", "delattr", "vars", "type")
 WRAPPER = "__omgen_method__"

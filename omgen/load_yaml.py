@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from . import limits
+from .names import MODULE_MEMBERS, RESERVED
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .model import (MODULE_MEMBERS, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .model import (Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .shapes import ShapeSyntaxError, normalise_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
@@ -36,7 +37,6 @@ ROLES = ("prediction", "truth", "other")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # used with match(): \Z, not $, which admits a final newline
 MIXIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 20x faster, same nodes
-RESERVED = frozenset({"torch", "F", "math", "Tensor", "List", "Dict", "Tuple", "Optional", "self", "super"})
 
 
 class _Reader:

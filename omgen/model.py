@@ -52,21 +52,6 @@ class Code:
         return cls(f"return (\n{body}\n)\n", origin.shifted(-1, 0), column_offset - 4)
 
 
-MODULE_MEMBERS = frozenset({
-    # torch.nn.Module members a term or config name must not hide (the compiler never imports torch)
-    "training", "train", "eval", "forward", "to", "cuda", "cpu", "xpu", "ipu", "mtia", "float", "double", "half",
-    "bfloat16", "type", "apply", "parameters", "named_parameters", "buffers", "named_buffers", "children",
-    "named_children", "modules", "named_modules", "state_dict", "load_state_dict", "register_buffer",
-    "register_parameter", "register_module", "add_module", "get_submodule", "get_parameter", "get_buffer",
-    "zero_grad", "requires_grad_", "extra_repr", "share_memory", "dump_patches", "call_super_init", "to_empty",
-    "set_extra_state", "get_extra_state", "compile", "register_forward_hook", "register_forward_pre_hook",
-    "register_full_backward_hook", "register_backward_hook", "register_full_backward_pre_hook",
-    "register_state_dict_pre_hook", "register_load_state_dict_post_hook", "T_destination",
-    # generated members
-    "bind", "terms",
-})
-
-
 @dataclasses.dataclass(frozen=True)
 class ConfigDecl:
     name: str

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from . import limits
 from .errors import ErrorCollector, Location, did_you_mean
-from .model import MODULE_MEMBERS, Spec
+from .model import Spec
+from .names import GENERATED_NAMES, MODULE_MEMBERS
 from .shapes import is_expression, names_in
 from .resolve import InconsistentHierarchy, c3_linearise
 
-GENERATED_NAMES = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "VARIANT_CONFIG", "INPUTS", "OUTPUTS",
-                             "SOURCES", "OM", "VARIANT", "MIXINS", "torch", "F", "math", "Tensor", "Dict", "List",
-                             "Optional", "Tuple"})
 
 
 def validate_spec(spec: Spec) -> None:
