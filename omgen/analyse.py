@@ -100,14 +100,12 @@ class TermGraph:
         return {name: position for position, name in enumerate(names)}
 
     @functools.cached_property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        """A warning for each term that no entrypoint needs (Session still reaches it)."""
+    def unused(self) -> tuple[AnalysedTerm, ...]:
+        """The terms no entrypoint of this variant needs (Session still reaches them), less the declared probes."""
         used: set[str] = set()
         for entrypoint in self.spec.entrypoints:
             used |= set(self.needed_for(entrypoint.outputs))
-        return tuple(Diagnostic(t.term.winner.location, f"term '{t.name}' is not needed by any entrypoint of "
-                                f"variant '{self.om.variant.name}'", "it is still reachable through Session", "warning")
-                     for t in self.terms if t.name not in used)
+        return tuple(t for t in self.terms if t.name not in used and not any(d.is_probe for d in t.term.chain))
 
     @functools.cached_property
     def value_types(self) -> Mapping[str, str]:

@@ -102,7 +102,7 @@ def compile_spec(spec_path: str | Path, *, variants: Sequence[str] = (), mixins:
     parsed = parse_overrides(overrides)
     overrides_text = " ".join(sorted(overrides))
     selected = select_variants(spec, variants, mixins)
-    graphs, errors, warnings = [], [], []
+    graphs, errors = [], []
     for variant in selected:
         try:
             graphs.append(build_graph(spec, variant, parsed))
@@ -110,14 +110,13 @@ def compile_spec(spec_path: str | Path, *, variants: Sequence[str] = (), mixins:
             errors.extend(exc.diagnostics)
     if errors:
         raise SpecErrors(errors)
-    for graph in graphs:
-        warnings.extend(graph.warnings)
+    warnings = _dead_terms(graphs)
     package = output_dir(spec_path, out) / spec.om
     files = [GeneratedFile(package / f"{g.om.variant.module_name}.py", emit_module(g, overrides_text)) for g in graphs]
     files.append(GeneratedFile(package / "__init__.py", _package_init(spec)))
     files.append(GeneratedFile(package.parent / "__init__.py", f'{GENERATED_MARK}: package of generated OMs.\n'))
     _check_inert(spec, files)
-    return CompileResult(spec, tuple(graphs), tuple(files), _unique_warnings(warnings))
+    return CompileResult(spec, tuple(graphs), tuple(files), tuple(warnings))
 
 
 def _check_inert(spec: Spec, files: Sequence[GeneratedFile]) -> None:
@@ -133,12 +132,24 @@ def _check_inert(spec: Spec, files: Sequence[GeneratedFile]) -> None:
                                     "this is a bug in omgen: please report it with the spec") from None
 
 
-def _unique_warnings(warnings: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
-    """A term unused in every variant is reported once, not once per variant."""
-    by_location: dict[Location, list[Diagnostic]] = {}
-    for warning in warnings:
-        by_location.setdefault(warning.location, []).append(warning)
-    return tuple(sorted((group[0] for group in by_location.values()), key=lambda d: d.location))
+def _dead_terms(graphs: Sequence[TermGraph]) -> list[Diagnostic]:
+    """A warning for each term that no entrypoint of any compiled variant needs.
+
+    A term unused in some variants only is what a mixin that switches a branch off means (no-offset drops
+    offset_pred) and is not reported.
+    """
+    unused: dict[str, list] = {}
+    present: dict[str, int] = {}
+    for graph in graphs:
+        for term in graph.terms:
+            present[term.name] = present.get(term.name, 0) + 1
+        for term in graph.unused:
+            unused.setdefault(term.name, []).append(term)
+    names = ", ".join(g.om.variant.name for g in graphs)
+    dead = [terms[0] for name, terms in unused.items() if len(terms) == present[name]]
+    return sorted((Diagnostic(t.term.winner.location, f"term '{t.name}' is not needed by any entrypoint of any "
+                              f"variant ({names})", "remove it, or name it in an entrypoint's outputs to keep it",
+                              "warning") for t in dead), key=lambda d: d.location)
 
 
 def _package_init(spec: Spec) -> str:

@@ -216,7 +216,8 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     spec, include = _own_part(spec, includes, python=True)
     class_names = _class_names(spec)
     uses_mixin = any(b.kind == "mixin" for b in spec.blocks)
-    uses_term = any(t.shape is not None or t.math is not None or t.is_new for b in spec.blocks for t in b.terms)
+    uses_term = any(t.shape is not None or t.math is not None or t.is_new or t.is_probe
+                    for b in spec.blocks for t in b.terms)
     markers = [name for name, used in (("mixin", uses_mixin), ("term", uses_term)) if used]
     out: list[str] = []
     if spec.doc:
@@ -307,6 +308,8 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
         decorator.append(f"math={py_string(term.math)}")
     if term.is_new:
         decorator.append("new=True")
+    if term.is_probe:
+        decorator.append("probe=True")
     if decorator:
         lines.append(f"    @term({', '.join(decorator)})\n")
     returns = f" -> {term.type}" if term.type is not None else ""
@@ -375,6 +378,8 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
                 out.append(f"      {term.name}:\n")
                 if term.is_new:
                     out.append("        new: true\n")
+                if term.is_probe:
+                    out.append("        probe: true\n")
                 for field in ("type", "shape", "math", "doc"):
                     value = getattr(term, field)
                     if value:

@@ -80,6 +80,7 @@ class Method:
     shape: tuple | None = None
     math: str | None = None
     is_new: bool = False
+    is_probe: bool = False
     text: str = ""  # the body (docstring removed), dedented
     text_map: tuple[tuple[int, int], ...] = ()  # (file line, column shift) of each line of `text`
 
@@ -519,7 +520,7 @@ class _Reader:
             return None
         is_helper = name.startswith("_")
         shape = math = None
-        is_new = False
+        is_new = is_probe = False
         for decorator in node.decorator_list:
             decorator_name, call = _decorator_name(decorator)
             if decorator_name == "no_cache":
@@ -542,9 +543,14 @@ class _Reader:
                         if info.kind != "mixin":
                             self.errors.error(file.loc(keyword_), "new=True is only for mixin terms (a block term is "
                                               "always new)")
+                    elif key == "probe":
+                        value = file.literal(value_node, "probe")
+                        if value is not _UNKNOWN and not isinstance(value, bool):
+                            self.errors.error(file.loc(value_node), f"probe= is True or False, got {value!r}")
+                        is_probe = value is True
                     else:
-                        self.errors.error(file.loc(keyword_), "@term takes shape=, math= and new=",
-                                          did_you_mean(key or "", ("shape", "math", "new")))
+                        self.errors.error(file.loc(keyword_), "@term takes shape=, math=, new= and probe=",
+                                          did_you_mean(key or "", ("shape", "math", "new", "probe")))
             else:
                 hint = "a term is a plain method: self.x() calls it" if decorator_name == "property" else \
                     "method decorators are @term(...) and @no_cache"
@@ -557,7 +563,7 @@ class _Reader:
         if params is None or text is None:
             return None
         return Method(info, name, node, file.name_loc(node), params, returns, doc, is_helper, shape, math, is_new,
-                      text, text_map)
+                      is_probe, text, text_map)
 
 
 # ----------------------------------------------------------------------------- static evaluation
@@ -1251,7 +1257,8 @@ class _Builder:
                 name = self.term_units[key]
                 special = f"{method_name}({', '.join(map(repr, values))})" if method.params else None
                 definitions.append(TermDef(name, method.cls.name, code, method.returns, method.shape, method.math,
-                                           method.doc, method.is_new, method.location, special))
+                                           method.doc, method.is_new, method.location, special,
+                                           is_probe=method.is_probe))
             self.term_defs[key] = definitions
         for info in r.classes:  # every helper, called or not (errors, and emitted as functions)
             for method in info.methods:

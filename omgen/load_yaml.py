@@ -29,7 +29,7 @@ CONFIG_KEYS = ("type", "default", "doc")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 FUNCTION_KEYS = ("args", "returns", "doc", "body", "expr")
 BLOCK_KEYS = ("doc", "bases", "terms")
-TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new")
+TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe")
 VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
 DTYPES = ("float", "long", "int", "bool", "uint8", "any")
@@ -513,11 +513,17 @@ def _term(reader: _Reader, owner: str, kind: str, name: str, key_node: yaml.Node
     is_new = bool(reader.value(fields["new"])) if "new" in fields else False
     if "new" in fields and kind != "mixin":
         reader.errors.error(reader.loc(fields["new"]), "'new' is only for mixin terms (a block term is always new)")
+    is_probe = False
+    if "probe" in fields:
+        value = reader.value(fields["probe"])
+        if not isinstance(value, bool):
+            reader.errors.error(reader.loc(fields["probe"]), f"term '{name}': 'probe' is true or false, got {value!r}")
+        is_probe = value is True
     if code is None:
         return None
     return TermDef(name, owner, code, type_name, reader.shape(fields.get("shape"), f"shape of term '{name}'"),
                    reader.string(fields["math"], "math") if "math" in fields else None,
-                   reader.string(fields.get("doc"), "doc"), is_new, loc)
+                   reader.string(fields.get("doc"), "doc"), is_new, loc, is_probe=is_probe)
 
 
 def _variants(reader: _Reader, node: yaml.Node | None) -> tuple[VariantDecl, ...]:

@@ -37,6 +37,7 @@ def no_cache(function: Any = None) -> Any:
     return mark(function) if callable(function) else mark
 
 
-def term(*, shape: Any = None, math: str | None = None, new: bool = False) -> Callable[[T], T]:
-    """Method decorator: metadata of a term (documented shape, LaTeX math, new term of a mixin)."""
+def term(*, shape: Any = None, math: str | None = None, new: bool = False, probe: bool = False) -> Callable[[T], T]:
+    """Method decorator: metadata of a term (documented shape, LaTeX math, new term of a mixin, a probe kept for
+    inspection through Session that no entrypoint needs)."""
     return lambda f: f

@@ -101,6 +101,7 @@ class TermDef:
     is_new: bool
     location: Location
     specialisation: str | None = None  # e.g. "semantic_pred('logits')" (Python frontend)
+    is_probe: bool = False  # kept for inspection through Session: no warning when no entrypoint needs it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -243,7 +243,7 @@ class PanDLGroundtruth(PanopticVariables):
         """Image of each instance (sorted)."""
         return self.instance_table_truth()[2]
 
-    @term(shape=["M"])
+    @term(shape=["M"], probe=True)
     def instance_ids_truth(self):
         """Panoptic id of each instance."""
         return self.instance_table_truth()[3]

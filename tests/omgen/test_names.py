@@ -77,3 +77,60 @@ def test_the_python_frontend_allows_exactly_the_generated_imports_plus_the_marke
     for module, bound in names.IMPORTS:
         assert bound in ALLOWED_IMPORTS[module]
     assert set(ALLOWED_IMPORTS) - {m for m, _ in names.IMPORTS} == {"omgen", "omgen.markers", "__future__"}
+
+
+# ------------------------------------------------------------------------------ warnings
+SHIPPED = sorted([*(ROOT / "specs").glob("*.yaml"), *(ROOT / "specs").glob("*.py"),
+                  *(ROOT / "specs" / "examples").glob("*.yaml")])
+
+
+def test_every_shipped_spec_compiles_without_a_warning():
+    for spec in SHIPPED:
+        result = compile_spec(spec)
+        assert result.warnings == (), [str(w) for w in result.warnings]
+
+
+def _spec_with_extra_term(tmp_path, extra: str, variants: str = "") -> Path:
+    text = (ROOT / "specs/examples/toy_peaks.yaml").read_text()
+    text = text.replace("      peaks:\n", extra + "      peaks:\n", 1)
+    if variants:
+        text = text.replace("variants:\n  base: []\n", "variants:\n  base: []\n" + variants, 1)
+    path = tmp_path / "toy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_term_no_variant_needs_is_one_warning_unless_it_is_a_probe(tmp_path):
+    dead = _spec_with_extra_term(tmp_path, "      heat_sq:\n        expr: heat_pred * heat_pred\n")
+    warnings = compile_spec(dead).warnings
+    assert len(warnings) == 1 and "'heat_sq' is not needed by any entrypoint of any variant" in warnings[0].message
+    probe = _spec_with_extra_term(tmp_path, "      heat_sq:\n        probe: true\n        expr: heat_pred * heat_pred\n")
+    assert compile_spec(probe).warnings == ()
+    py = tmp_path / "toy.py"
+    from omgen.convert import convert
+
+    list(convert(probe, py))
+    assert "probe=True" in py.read_text() and compile_spec(py).warnings == ()  # the Python frontend has it too
+    back = tmp_path / "back.yaml"
+    list(convert(py, back))
+    assert "probe: true" in back.read_text()
+
+
+def test_a_term_only_some_variants_drop_is_no_warning():
+    # CenterNet's no-offset mixin switches the offset branch off: offset_pred is dead there, alive in base
+    spec = ROOT / "specs/centernet.yaml"
+    alone = compile_spec(spec, variants=["no-offset"]).warnings
+    assert any("'offset_pred' is not needed" in w.message for w in alone)
+    assert compile_spec(spec, variants=["no-offset", "base"]).warnings == ()
+
+
+def test_probe_must_be_a_boolean(tmp_path):
+    from omgen.errors import SpecErrors
+
+    bad = _spec_with_extra_term(tmp_path, "      heat_sq:\n        probe: 'yes'\n        expr: heat_pred * heat_pred\n")
+    try:
+        compile_spec(bad)
+    except SpecErrors as exc:
+        assert "'probe' is true or false" in str(exc.diagnostics[0])
+    else:
+        raise AssertionError("probe: 'yes' compiled")
