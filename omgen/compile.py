@@ -16,6 +16,7 @@ from .literals import comment_text, pyrepr
 from .output import OutputProblem, locked, read_existing, recover, refuse_symlinks, write_file, write_package
 from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
 from .model import Spec, VariantDecl
+from .parts import expand_parts
 from .resolve import resolve
 from .validate import validate_spec
 
@@ -45,7 +46,7 @@ def load(path: str | Path) -> Spec:
         from .load_python import load_spec
     else:
         raise SpecErrors.single(Location(str(path)), "unknown spec format", "expected a .yaml, .yml or .py file")
-    spec = load_spec(path)
+    spec = expand_parts(load_spec(path))
     validate_spec(spec)
     check_functions(spec)
     return spec

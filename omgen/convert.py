@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import libcst as cst
 
+from .parts import split_parts
 from .bodies import read_body
 from .errors import Location, SpecErrors
 from .load_yaml import project_root
@@ -216,7 +217,7 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     spec, include = _own_part(spec, includes, python=True)
     class_names = _class_names(spec)
     uses_mixin = any(b.kind == "mixin" for b in spec.blocks)
-    uses_term = any(t.shape is not None or t.math is not None or t.is_new or t.is_probe
+    uses_term = any(t.shape is not None or t.math is not None or t.is_new or t.is_probe or t.parts
                     for b in spec.blocks for t in b.terms)
     markers = [name for name, used in (("mixin", uses_mixin), ("term", uses_term)) if used]
     out: list[str] = []
@@ -273,7 +274,7 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
         members: list[str] = []
         if block.doc:
             members.append(docstring(block.doc, 4))
-        for term in block.terms:
+        for term in split_parts(block):
             members.append(_method(term, terms, values))
         out.append("\n".join(members) if members else "    pass\n")
     if not compose_written:
@@ -299,6 +300,18 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     return "".join(out)
 
 
+def _parts_value(term: TermDef) -> list[str] | dict[str, dict[str, Any]]:
+    """A term's ``outputs`` as written: part names, or part name -> its non-empty fields."""
+    fields = {}
+    for part in term.parts:
+        given = {"type": part.type, "shape": list(part.shape) if part.shape is not None else None,
+                 "math": part.math, "doc": part.doc or None, "probe": part.is_probe or None}
+        fields[part.name] = {k: v for k, v in given.items() if v is not None}
+    if not any(fields.values()):
+        return list(fields)
+    return fields
+
+
 def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
     lines = []
     decorator = []
@@ -310,6 +323,8 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
         decorator.append("new=True")
     if term.is_probe:
         decorator.append("probe=True")
+    if term.parts:
+        decorator.append(f"outputs={py_literal(_parts_value(term))}")
     if decorator:
         lines.append(f"    @term({', '.join(decorator)})\n")
     returns = f" -> {term.type}" if term.type is not None else ""
@@ -374,7 +389,7 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
                 out.append(f"    bases: {_y(list(block.bases))}\n")
             if block.terms:
                 out.append("    terms:\n")
-            for term in block.terms:
+            for term in split_parts(block):
                 out.append(f"      {term.name}:\n")
                 if term.is_new:
                     out.append("        new: true\n")
@@ -386,6 +401,8 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
                         out.append(f"        {field}: {_y(list(value) if field == 'shape' else value)}\n")
                     elif field == "shape" and value == ():
                         out.append("        shape: []\n")
+                if term.parts:
+                    out.append(f"        outputs: {_y(_parts_value(term))}\n")
                 out.append(_y_code(term.code, 8))
     out.append("variants:\n")
     for variant in spec.variants:

@@ -36,7 +36,7 @@ from . import limits
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
 from .names import MODULE_MEMBERS, RESERVED, allowed_imports
 from .load_yaml import DTYPES, MIXIN_NAME, ROLES, Library, display_path, load_library, project_root
-from .model import (Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .model import (TermPart, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
@@ -81,6 +81,7 @@ class Method:
     math: str | None = None
     is_new: bool = False
     is_probe: bool = False
+    parts: tuple = ()  # TermPart, from @term(outputs=...)
     text: str = ""  # the body (docstring removed), dedented
     text_map: tuple[tuple[int, int], ...] = ()  # (file line, column shift) of each line of `text`
 
@@ -210,6 +211,67 @@ def _shape(errors: ErrorCollector, file: Any, node: ast.AST, what: str) -> tuple
         except ShapeSyntaxError as exc:
             errors.error(file.loc(item), f"{what}: {exc}")
     return tuple(dims) if len(dims) == len(node.elts) else None
+
+
+_PART_KEYS = ("type", "shape", "math", "doc", "probe")
+
+
+def _parts(errors: ErrorCollector, file: Any, node: ast.AST, term: str) -> tuple:
+    """``@term(outputs=[...])``: part names in tuple order, or a dict part name -> {type, shape, math, doc, probe}
+    (the YAML frontend's ``outputs``)."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        named = [(item, None) for item in node.elts]
+    elif isinstance(node, ast.Dict):
+        named = list(zip(node.keys, node.values))
+    else:
+        errors.error(file.loc(node), f"outputs of term '{term}' must be a list of names or a dict",
+                     "e.g. outputs=['centers_pred', 'center_scores']")
+        return ()
+    if not named:
+        errors.error(file.loc(node), f"outputs of term '{term}' is empty", "name at least one part")
+    parts = []
+    for index, (key_node, value_node) in enumerate(named):
+        name = file.literal(key_node, f"output {index} of term '{term}'") if key_node is not None else _UNKNOWN
+        if not isinstance(name, str) or not IDENTIFIER.match(name) or keyword.iskeyword(name) or name in RESERVED \
+                or name in MODULE_MEMBERS or name.startswith("_"):
+            if name is not _UNKNOWN:
+                errors.error(file.loc(key_node or node), f"output {index} of term '{term}': {name!r} is not a term "
+                             "name (an identifier that no generated or torch.nn.Module member uses)")
+            continue
+        what = f"output '{name}' of term '{term}'"
+        fields: dict = {}
+        if value_node is not None:
+            value = file.literal(value_node, what)
+            if value is _UNKNOWN:
+                continue
+            if not isinstance(value, dict) or not all(isinstance(k, str) and k in _PART_KEYS for k in value):
+                errors.error(file.loc(value_node), f"{what} must be a dict of {', '.join(_PART_KEYS)}")
+                continue
+            fields = value
+        type_name = None
+        if "type" in fields:
+            try:
+                type_name = normalise_type(str(fields["type"]))
+            except TypeSyntaxError as exc:
+                errors.error(file.loc(value_node), f"type of {what}: {exc}")
+        shape = None
+        if "shape" in fields:
+            try:
+                shape = tuple(normalise_dim(d) for d in fields["shape"]) if isinstance(fields["shape"], (list, tuple)) \
+                    else None
+            except ShapeSyntaxError as exc:
+                errors.error(file.loc(value_node), f"shape of {what}: {exc}")
+            if shape is None and not isinstance(fields["shape"], (list, tuple)):
+                errors.error(file.loc(value_node), f"shape of {what} must be a list of sizes")
+        for key in ("math", "doc"):
+            if key in fields and not isinstance(fields[key], str):
+                errors.error(file.loc(value_node), f"{key} of {what} must be a string")
+        if "probe" in fields and not isinstance(fields["probe"], bool):
+            errors.error(file.loc(value_node), f"{what}: probe is True or False, got {fields['probe']!r}")
+        parts.append(TermPart(name, index, type_name, shape, fields.get("math") if isinstance(fields.get("math"), str)
+                              else None, fields.get("doc") if isinstance(fields.get("doc"), str) else "",
+                              fields.get("probe") is True, file.loc(key_node or node)))
+    return tuple(parts)
 
 
 def _decorator_name(decorator: ast.AST) -> tuple[str, ast.Call | None]:
@@ -521,6 +583,7 @@ class _Reader:
         is_helper = name.startswith("_")
         shape = math = None
         is_new = is_probe = False
+        parts: tuple = ()
         for decorator in node.decorator_list:
             decorator_name, call = _decorator_name(decorator)
             if decorator_name == "no_cache":
@@ -543,14 +606,16 @@ class _Reader:
                         if info.kind != "mixin":
                             self.errors.error(file.loc(keyword_), "new=True is only for mixin terms (a block term is "
                                               "always new)")
+                    elif key == "outputs":
+                        parts = _parts(self.errors, file, value_node, name)
                     elif key == "probe":
                         value = file.literal(value_node, "probe")
                         if value is not _UNKNOWN and not isinstance(value, bool):
                             self.errors.error(file.loc(value_node), f"probe= is True or False, got {value!r}")
                         is_probe = value is True
                     else:
-                        self.errors.error(file.loc(keyword_), "@term takes shape=, math=, new= and probe=",
-                                          did_you_mean(key or "", ("shape", "math", "new", "probe")))
+                        self.errors.error(file.loc(keyword_), "@term takes shape=, math=, new=, probe= and outputs=",
+                                          did_you_mean(key or "", ("shape", "math", "new", "probe", "outputs")))
             else:
                 hint = "a term is a plain method: self.x() calls it" if decorator_name == "property" else \
                     "method decorators are @term(...) and @no_cache"
@@ -563,7 +628,7 @@ class _Reader:
         if params is None or text is None:
             return None
         return Method(info, name, node, file.name_loc(node), params, returns, doc, is_helper, shape, math, is_new,
-                      is_probe, text, text_map)
+                      is_probe, parts, text, text_map)
 
 
 # ----------------------------------------------------------------------------- static evaluation
@@ -860,6 +925,13 @@ class _Rewriter(cst.CSTTransformer):
             self.error(original, f"unknown method self.{name}()",
                        did_you_mean(name, self.b.member_names()) or "not a term or helper of this spec")
             return updated
+        if kind == "part":
+            whole = self.b.part_of[name]
+            if updated.args:
+                self.error(original, f"self.{name}() is an output of term '{whole}' and takes no arguments")
+                return updated
+            self.b.request_term(whole, ())
+            return self._bare(original, name, "term")
         method = self.b.first_definition(name)
         if len(updated.args) > len(method.params):
             self.error(original, f"self.{name}() takes {len(method.params)} argument(s), got {len(updated.args)}")
@@ -993,6 +1065,11 @@ class _Builder:
         for info in reader.classes:
             for method in info.methods:
                 self.definitions.setdefault(method.name, []).append(method)
+        self.part_of: dict[str, str] = {}  # part name (from @term(outputs=...)) → the tuple-valued term's method
+        for name, methods in self.definitions.items():
+            for method in methods:
+                for part in method.parts:
+                    self.part_of.setdefault(part.name, name)
         self.config = {c.name: c for c in reader.config}
         self.inputs: dict[str, InputDecl] = {}
         self.functions = {f.name: f for f, _ in reader.functions}
@@ -1017,10 +1094,12 @@ class _Builder:
             return "input"
         if name in self.definitions:
             return "helper" if self.definitions[name][0].is_helper else "term"
+        if name in self.part_of:
+            return "part"
         return None
 
     def member_names(self) -> list[str]:
-        return [*self.config, *self.inputs, *self.definitions]
+        return [*self.config, *self.inputs, *self.definitions, *self.part_of]
 
     def value_kind(self, name: str) -> str | None:
         if name in self.config:
@@ -1029,7 +1108,7 @@ class _Builder:
             return "input"
         if name in self.functions:
             return "function"
-        if name in self.definitions and not self.definitions[name][0].is_helper:
+        if name in self.definitions and not self.definitions[name][0].is_helper or name in self.part_of:
             return "term"
         return None
 
@@ -1044,6 +1123,13 @@ class _Builder:
         for (method, _values), term_name in self.term_units.items():
             if term_name == name:
                 return next((d.returns for d in self.definitions[method] if d.returns), "Tensor")
+        if name in self.part_of:
+            from .types import tuple_items
+
+            whole = self.definitions[self.part_of[name]]
+            part = next(p for d in whole for p in d.parts if p.name == name)
+            items = tuple_items(next((d.returns for d in whole if d.returns), None))
+            return part.type or (items[part.index] if items and part.index < len(items) else "Tensor")
         return "Tensor"
 
     # -- terms
@@ -1258,7 +1344,7 @@ class _Builder:
                 special = f"{method_name}({', '.join(map(repr, values))})" if method.params else None
                 definitions.append(TermDef(name, method.cls.name, code, method.returns, method.shape, method.math,
                                            method.doc, method.is_new, method.location, special,
-                                           is_probe=method.is_probe))
+                                           is_probe=method.is_probe, parts=method.parts))
             self.term_defs[key] = definitions
         for info in r.classes:  # every helper, called or not (errors, and emitted as functions)
             for method in info.methods:

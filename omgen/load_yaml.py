@@ -18,7 +18,7 @@ import yaml
 from . import limits
 from .names import MODULE_MEMBERS, RESERVED
 from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .model import (Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
+from .model import (TermPart, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
                     VariantDecl)
 from .shapes import ShapeSyntaxError, normalise_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
@@ -29,7 +29,8 @@ CONFIG_KEYS = ("type", "default", "doc")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 FUNCTION_KEYS = ("args", "returns", "doc", "body", "expr")
 BLOCK_KEYS = ("doc", "bases", "terms")
-TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe")
+TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe", "outputs")
+PART_KEYS = ("type", "shape", "math", "doc", "probe")
 VARIANT_KEYS = ("mixins", "config", "doc")
 ENTRYPOINT_KEYS = ("outputs", "doc")
 DTYPES = ("float", "long", "int", "bool", "uint8", "any")
@@ -513,17 +514,53 @@ def _term(reader: _Reader, owner: str, kind: str, name: str, key_node: yaml.Node
     is_new = bool(reader.value(fields["new"])) if "new" in fields else False
     if "new" in fields and kind != "mixin":
         reader.errors.error(reader.loc(fields["new"]), "'new' is only for mixin terms (a block term is always new)")
-    is_probe = False
-    if "probe" in fields:
-        value = reader.value(fields["probe"])
-        if not isinstance(value, bool):
-            reader.errors.error(reader.loc(fields["probe"]), f"term '{name}': 'probe' is true or false, got {value!r}")
-        is_probe = value is True
+    is_probe = _probe(reader, fields, f"term '{name}'")
+    parts = _parts(reader, name, fields["outputs"]) if "outputs" in fields else ()
     if code is None:
         return None
     return TermDef(name, owner, code, type_name, reader.shape(fields.get("shape"), f"shape of term '{name}'"),
                    reader.string(fields["math"], "math") if "math" in fields else None,
-                   reader.string(fields.get("doc"), "doc"), is_new, loc, is_probe=is_probe)
+                   reader.string(fields.get("doc"), "doc"), is_new, loc, is_probe=is_probe, parts=parts)
+
+
+def _probe(reader: _Reader, fields: dict, what: str) -> bool:
+    if "probe" not in fields:
+        return False
+    value = reader.value(fields["probe"])
+    if not isinstance(value, bool):
+        reader.errors.error(reader.loc(fields["probe"]), f"{what}: 'probe' is true or false, got {value!r}")
+    return value is True
+
+
+def _parts(reader: _Reader, term: str, node: yaml.Node) -> tuple[TermPart, ...]:
+    """``outputs``: a list of part names, or a mapping part name -> {type, shape, math, doc, probe}, in tuple order."""
+    if isinstance(node, yaml.SequenceNode):
+        named = [(item, None) for item in node.value]
+    elif isinstance(node, yaml.MappingNode):
+        named = list(node.value)
+    else:
+        reader.errors.error(reader.loc(node), f"outputs of term '{term}' must be a list of names or a mapping",
+                            "e.g. outputs: [centers_pred, center_scores] or outputs: {centers_pred: {shape: [N, k, 2]}}")
+        return ()
+    if not named:
+        reader.errors.error(reader.loc(node), f"outputs of term '{term}' is empty", "name at least one part")
+    parts = []
+    for index, (key_node, value_node) in enumerate(named):
+        name = reader.value(key_node)
+        if not isinstance(name, str):
+            reader.errors.error(reader.loc(key_node), f"output {index} of term '{term}' must be a name, got {name!r}")
+            continue
+        if not _check_name(reader, key_node, name, "term"):
+            continue
+        what = f"output '{name}' of term '{term}'"
+        fields = _fields(reader, value_node, what, PART_KEYS) if value_node is not None and not (
+            isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "~", "null")) else {}
+        type_name = reader.type_string(fields["type"], f"type of {what}") if "type" in fields else None
+        parts.append(TermPart(name, index, type_name, reader.shape(fields.get("shape"), f"shape of {what}"),
+                              reader.string(fields["math"], "math") if "math" in fields else None,
+                              reader.string(fields.get("doc"), "doc") or "" if "doc" in fields else "",
+                              _probe(reader, fields, what), reader.loc(key_node)))
+    return tuple(parts)
 
 
 def _variants(reader: _Reader, node: yaml.Node | None) -> tuple[VariantDecl, ...]:

@@ -83,6 +83,20 @@ class FunctionDecl:
 
 
 @dataclasses.dataclass(frozen=True)
+class TermPart:
+    """One named part of a term that returns a tuple (``outputs:``): a term of its own, ``whole[index]``."""
+
+    name: str
+    index: int
+    type: str | None
+    shape: tuple[str | int, ...] | None
+    math: str | None
+    doc: str
+    is_probe: bool
+    location: Location
+
+
+@dataclasses.dataclass(frozen=True)
 class TermDef:
     """One definition of a term by one block or mixin.
 
@@ -102,6 +116,8 @@ class TermDef:
     location: Location
     specialisation: str | None = None  # e.g. "semantic_pred('logits')" (Python frontend)
     is_probe: bool = False  # kept for inspection through Session: no warning when no entrypoint needs it
+    parts: tuple[TermPart, ...] = ()  # the named parts of a tuple-valued term (each becomes a term, omgen/parts.py)
+    part_of: str | None = None  # set on the term omgen/parts.py makes for a part: the tuple-valued term
 
 
 @dataclasses.dataclass(frozen=True)

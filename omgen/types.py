@@ -67,6 +67,20 @@ def _parse(tokens: list[str]) -> tuple[str, list[str]]:
     return f"{head}[{', '.join(params)}]", rest
 
 
+def tuple_items(type_name: str | None) -> list[str] | None:
+    """The element types of a normalised ``Tuple[...]`` type, or None for any other type."""
+    if not type_name or not type_name.startswith("Tuple["):
+        return None
+    tokens = _tokenise(type_name)[2:]
+    items = []
+    while tokens and tokens[0] != "]":
+        item, tokens = _parse(tokens)
+        items.append(item)
+        if tokens and tokens[0] == ",":
+            tokens = tokens[1:]
+    return items
+
+
 CONFIG_TYPES = ("float", "int", "bool", "str", "List[int]", "List[float]", "List[str]", "List[bool]")
 
 
