@@ -11,7 +11,27 @@ __version__ = "0.1.0"
 
 
 class OutputMath:
-    """Marker base of Python-frontend specs; never instantiated by omgen (specs are parsed, not run)."""
+    """Marker base of Python-frontend specs; never instantiated by omgen (specs are parsed, not run).
+
+    Where a spec *is* run as plain Python classes (ModulOM style, in tests), a term declared with
+    ``@term(outputs=[...])`` gets one method per part, ``self.part()`` = ``self.whole()[i]``, as the compiler
+    makes one term per part.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for whole, function in list(vars(cls).items()):
+            for index, part in enumerate(getattr(function, "__omgen_outputs__", ())):
+                if part not in vars(cls):
+                    setattr(cls, part, _part_method(whole, index, part))
+
+
+def _part_method(whole: str, index: int, name: str):
+    def part(self):
+        return getattr(self, whole)()[index]
+
+    part.__name__ = part.__qualname__ = name
+    return part
 
 
 from .markers import mixin, no_cache, term  # noqa: E402  (markers import OutputMath from here)

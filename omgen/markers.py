@@ -37,7 +37,16 @@ def no_cache(function: Any = None) -> Any:
     return mark(function) if callable(function) else mark
 
 
-def term(*, shape: Any = None, math: str | None = None, new: bool = False, probe: bool = False) -> Callable[[T], T]:
+def term(*, shape: Any = None, math: str | None = None, new: bool = False, probe: bool = False,
+         outputs: Any = ()) -> Callable[[T], T]:
     """Method decorator: metadata of a term (documented shape, LaTeX math, new term of a mixin, a probe kept for
-    inspection through Session that no entrypoint needs)."""
-    return lambda f: f
+    inspection through Session that no entrypoint needs, the named parts of a tuple it returns).
+
+    ``outputs`` marks the function (``__omgen_outputs__``) so that OutputMath gives a spec run as Python classes
+    a method per part."""
+    def mark(f: Any) -> Any:
+        if outputs:
+            f.__omgen_outputs__ = tuple(outputs)
+        return f
+
+    return mark

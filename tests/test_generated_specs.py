@@ -118,7 +118,6 @@ EXPORT_BLOCKED: dict = {}
 # (om, entrypoint) → why the exported program equals eager only up to rounding (a static path of other order)
 EXPORT_CLOSE = {
     ("panoptic", "train"): "hard pixel mining: eager takes a top-k of data-dependent size, export a masked full sort",
-    ("panoptic_py", "train"): "specs/panoptic.py: the same hard pixel mining as specs/panoptic.yaml",
 }
 ENTRYPOINTS = [(spec, name) for spec in SPECS for name in compile_spec(spec).spec.entrypoints]
 

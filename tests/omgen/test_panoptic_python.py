@@ -1,11 +1,12 @@
-"""specs/panoptic.py (ModulOM-style classes) computes what specs/panoptic.yaml computes.
+"""specs/panoptic.yaml in the Python frontend computes what the YAML spec computes.
 
-Both specs are compiled (generated/panoptic and generated/panoptic_py, kept
-fresh by tests/test_generated_specs.py); every entrypoint of every variant
-gets the same random inputs (logits, heat maps, offsets, and panoptic maps
-made of stuff, thing instances, crowd and void rectangles) and must return
-equal tensors. The Python spec, run as plain Python classes with ModulOM's
-run-time cache, gives the same values again.
+The Python spec is `omgen convert specs/panoptic.yaml` (one source for the
+math: nobody edits a second copy), written under a module name of its own and
+compiled into a temporary folder; every entrypoint of every variant gets the
+same random inputs as generated/panoptic (logits, heat maps, offsets, and
+panoptic maps made of stuff, thing instances, crowd and void rectangles) and
+must return equal tensors. The Python spec, run as plain Python classes with
+ModulOM's run-time cache, gives the same values again.
 """
 import importlib
 import inspect
@@ -15,9 +16,30 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-PY_SPEC = ROOT / "specs" / "panoptic.py"
+YAML_SPEC = ROOT / "specs" / "panoptic.yaml"
 
-pytestmark = pytest.mark.skipif(not PY_SPEC.exists(), reason="specs/panoptic.py not written yet")
+
+@pytest.fixture(scope="module")
+def python_spec(tmp_path_factory) -> Path:
+    """specs/panoptic.yaml converted to a Python spec (om panoptic_py), compiled into a temporary folder."""
+    from omgen import compile_spec, write
+    from omgen.convert import convert
+
+    folder = tmp_path_factory.mktemp("panoptic_py")
+    path = folder / "panoptic_py.py"
+    list(convert(YAML_SPEC, path))
+    text = path.read_text()
+    assert 'om = "panoptic"\n' in text
+    path.write_text(text.replace('om = "panoptic"\n', 'om = "panoptic_py"\n', 1))
+    write(compile_spec(path, out=folder / "generated"))
+    return path
+
+
+def generated_python(python_spec: Path, variant: str):
+    from test_python_frontend import import_path  # tests/omgen is on sys.path, as for test_property
+
+    return import_path(python_spec.parent / "generated" / "panoptic_py" / f"{variant}.py",
+                       f"_omgen_panoptic_py_{variant}")
 
 
 def variants() -> list[str]:
@@ -85,9 +107,9 @@ def call(entrypoint, inputs: dict) -> dict:
 
 
 @pytest.mark.parametrize("variant", variants())
-def test_python_spec_outputs_equal_the_yaml_spec(variant):
+def test_python_spec_outputs_equal_the_yaml_spec(variant, python_spec):
     yaml_module = importlib.import_module(f"generated.panoptic.{variant}")
-    py_module = importlib.import_module(f"generated.panoptic_py.{variant}")
+    py_module = generated_python(python_spec, variant)
     assert py_module.CONFIG == yaml_module.CONFIG
     assert py_module.INPUTS == yaml_module.INPUTS
     assert py_module.MIXINS == yaml_module.MIXINS
@@ -103,7 +125,7 @@ def test_python_spec_outputs_equal_the_yaml_spec(variant):
                 assert torch.equal(got[key], expected[key]), f"{variant}.{name}: {key} differs (seed {seed})"
 
 
-def test_python_spec_run_as_modulom_classes_gives_the_generated_outputs(tmp_path):
+def test_python_spec_run_as_modulom_classes_gives_the_generated_outputs(tmp_path, python_spec):
     from test_python_frontend import compare_with_modulom  # tests/omgen is on sys.path, as for test_property
 
-    compare_with_modulom(PY_SPEC, tmp_path, lambda module: random_inputs(module, 5))
+    compare_with_modulom(python_spec, tmp_path, lambda module: random_inputs(module, 5))

@@ -151,11 +151,3 @@ def test_convert_keeps_includes_both_ways(tmp_path):
     list(convert(py, back))
     assert "gaussian_heatmap:" not in back.read_text() and "include: [" in back.read_text()
     assert_same_generated(ROOT / "specs" / "panoptic.yaml", back)
-
-
-def test_the_python_panoptic_spec_includes_the_library_instead_of_copying_it():
-    spec = load(ROOT / "specs" / "panoptic.py")
-    own = {f.name for f in spec.functions if f.location.file == "specs/panoptic.py"}
-    library = {f.name for f in spec.functions if f.location.file.startswith("specs/common/")}
-    assert {"gaussian_heatmap", "max_filter_same", "weighted_l1_sum", "dynamic_shapes_allowed"} <= library
-    assert not own & library
