@@ -29,7 +29,15 @@ def parse_pixel(pid, cfg):
     return cls, inst, thing, thing and inst == 0
 
 
-def targets(pan, cfg):
+def center_point(cy, cx, exact=False):
+    """Where an instance's center Gaussian sits: the float32 centroid rounded half to even (Python's round, the
+    published generator's np.round), or the exact centroid (mixin exact-centroid-heatmap)."""
+    if exact:
+        return cy, cx
+    return float(round(float(np.float32(cy)))), float(round(float(np.float32(cx))))
+
+
+def targets(pan, cfg, exact_centers=False):
     """All ground-truth maps of a [N,1,H,W] integer array; instances keyed (n, panoptic id)."""
     pan = np.asarray(pan)
     n_img, _, h, w = pan.shape
@@ -73,7 +81,8 @@ def targets(pan, cfg):
                     weight = cfg["small_instance_weight"]
                 out["semantic_weights"][n, 0, y, x] = weight
                 best = 0.0
-                for (m, _), (cy, cx) in centroids.items():
+                for (m, _), centroid in centroids.items():
+                    cy, cx = center_point(*centroid, exact=exact_centers)
                     if m == n and abs(y - cy) <= radius and abs(x - cx) <= radius:
                         best = max(best, math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * cfg["sigma"] ** 2)))
                 out["center_truth"][n, 0, y, x] = best

@@ -74,3 +74,51 @@ def test_targets_int32_input():
     b = H.entry("base", "targets")(torch.from_numpy(pan).int())
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+# ----------------------------------------------------------------------------- whole-pixel centers (issue 18)
+def _local_maxima(heat: torch.Tensor, kernel: int, threshold: float) -> torch.Tensor:
+    """Pixels equal to the max of their kernel x kernel window and above threshold: what the decoder keeps."""
+    pooled = torch.nn.functional.max_pool2d(heat, kernel, 1, kernel // 2)
+    return (heat == pooled) & (heat > threshold)
+
+
+@st.composite
+def separated_instances(draw):
+    """Thing rectangles of any width and height (even sizes give centroids ending in .5), one per 16 x 16 cell
+    of a 48 x 64 image, so no two instances share a center pixel."""
+    pan = np.zeros((1, 1, 48, 64), np.int64)  # stuff class 0 everywhere
+    centers = []
+    for cy in range(3):
+        for cx in range(4):
+            if not draw(st.booleans()):
+                continue
+            h, w = draw(st.integers(1, 10)), draw(st.integers(1, 10))
+            y0, x0 = cy * 16 + draw(st.integers(0, 15 - h)), cx * 16 + draw(st.integers(0, 15 - w))
+            pan[0, 0, y0:y0 + h, x0:x0 + w] = 11000 + len(centers) + 1
+            centers.append((y0 + (h - 1) / 2, x0 + (w - 1) / 2))
+    return pan, centers
+
+
+@settings(max_examples=40, deadline=None)
+@given(separated_instances())
+def test_the_center_target_has_exactly_one_maximum_per_instance_at_its_rounded_centroid(case):
+    pan, centers = case
+    out = H.entry("base", "targets")(torch.from_numpy(pan))
+    peaks = _local_maxima(out["center_truth"], H.CFG["nms_kernel"], H.CFG["center_threshold"])
+    found = sorted(tuple(p) for p in peaks[0, 0].nonzero().tolist())
+    assert found == sorted((round(cy), round(cx)) for cy, cx in centers)  # Python's round: half to even
+    want = ref.targets(pan, H.CFG)
+    np.testing.assert_allclose(out["center_truth"].numpy(), want["center_truth"], atol=1e-6)
+    # the offsets still point at the exact centroid
+    assert sorted(map(tuple, out["centroids_truth"].tolist())) == sorted(centers)
+
+
+def test_the_exact_centroid_mixin_keeps_the_flat_top_it_is_there_to_show():
+    pan = np.zeros((1, 1, 32, 32), np.int64)
+    pan[0, 0, 10:14, 10:14] = 11001  # centroid (11.5, 11.5): four pixels at the same distance
+    heat = {v: H.entry(v, "targets")(torch.from_numpy(pan))["center_truth"] for v in ("base", "exact_centers")}
+    count = {v: int(_local_maxima(h, H.CFG["nms_kernel"], H.CFG["center_threshold"]).sum()) for v, h in heat.items()}
+    assert count == {"base": 1, "exact_centers": 4}
+    want = ref.targets(pan, H.CFG, exact_centers=True)
+    np.testing.assert_allclose(heat["exact_centers"].numpy(), want["center_truth"], atol=1e-6)
