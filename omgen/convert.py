@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import libcst as cst
 
+from .literals import py_string as literal_string
 from .parts import split_parts
 from .bodies import read_body
 from .errors import Location, SpecErrors
@@ -95,18 +96,25 @@ def _flat(value: Any) -> str:
 
 
 def py_string(text: str) -> str:
-    """A string literal; raw when it holds backslashes (LaTeX) and a raw literal can spell it."""
-    if "\\" in text and '"' not in text and "\n" not in text and not text.endswith("\\"):
+    """A string literal; raw when it holds backslashes (LaTeX) and a raw literal can spell it. Text with any
+    character that is not printable (CR, NUL, U+2028, U+0085, form feed, bidi controls...) is written escaped
+    (the literals of omgen.literals), never raw: Python's tokenizer and str.splitlines disagree on such lines."""
+    if not text.isprintable():
+        return literal_string(text)
+    if "\\" in text and '"' not in text and not text.endswith("\\"):
         return f'r"{text}"'
-    if '"' not in text and "\\" not in text and "\n" not in text:
+    if '"' not in text and "\\" not in text:
         return f'"{text}"'
     return repr(text)
 
 
 def docstring(text: str, indent: int) -> str:
-    """A docstring at `indent`, wrapped to the line width (the compiler reads it with inspect.cleandoc)."""
-    text = text.strip().replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """A docstring at `indent`, wrapped to the line width (the compiler reads it with inspect.cleandoc); text with
+    characters that are not printable (other than line breaks) becomes one escaped literal instead."""
     pad = " " * indent
+    if not all(line.isprintable() for line in text.split("\n")):
+        return pad + literal_string(text.strip()) + "\n"
+    text = text.strip().replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     if text.endswith('"'):
         text += " "
     if "\n" not in text and indent + len(text) + 6 <= LINE:
@@ -427,13 +435,26 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
 def _y(value: Any) -> str:
     import yaml
 
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, allow_unicode=True, sort_keys=False)
+    # Unicode stays readable (Greek letters in math), except where some text is not printable: PyYAML would write
+    # NEL, U+2028 and friends raw, and a YAML reader folds them into spaces; then everything is escaped.
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, allow_unicode=_printable(value),
+                          sort_keys=False)
     text = text.strip()
     if text.endswith("\n..."):
         text = text[:-4].strip()
     if text.endswith("..."):
         text = text[:-3].strip()
     return text
+
+
+def _printable(value: Any) -> bool:
+    if isinstance(value, str):
+        return all(c.isprintable() or c == "\n" for c in value)
+    if isinstance(value, dict):
+        return all(_printable(k) and _printable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_printable(v) for v in value)
+    return True
 
 
 def _y_code(code: Code, indent: int) -> str:

@@ -196,6 +196,12 @@ def _docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef) -> tuple[str, 
     return (doc, list(node.body[1:])) if doc is not None else ("", list(node.body))
 
 
+_LINE_BREAKS_PYTHON_DOES_NOT_SEE = {"\x0b": "vertical tab (U+000B)", "\x0c": "form feed (U+000C)", "\x1c": "file separator (U+001C)",
+                                    "\x1d": "group separator (U+001D)", "\x1e": "record separator (U+001E)",
+                                    "\x85": "next line (U+0085)", "\u2028": "line separator (U+2028)",
+                                    "\u2029": "paragraph separator (U+2029)"}
+
+
 def _shape(errors: ErrorCollector, file: Any, node: ast.AST, what: str) -> tuple | None:
     """A shape literal, entry by entry through the rule both frontends share (omgen.shapes.normalise_dim)."""
     if not isinstance(node, (ast.List, ast.Tuple)):
@@ -1683,6 +1689,12 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
                                 "split it into terms or functions")
     if "\x00" in text:
         raise SpecErrors.single(Location(display, text[:text.index("\x00")].count("\n") + 1), "NUL byte in a Python spec")
+    odd = next((i for i, c in enumerate(text) if c in _LINE_BREAKS_PYTHON_DOES_NOT_SEE), None)
+    if odd is not None:  # Python's tokenizer reads one line where str.splitlines (and libcst positions) see two
+        line = text[:odd].count("\n") + 1
+        raise SpecErrors.single(Location(display, line, odd - (text.rfind("\n", 0, odd) + 1) + 1),
+                                f"raw {_LINE_BREAKS_PYTHON_DOES_NOT_SEE[text[odd]]} in a Python spec",
+                                f"write it as the escape {text[odd].encode('unicode_escape').decode()} inside a string")
     errors = ErrorCollector()
     try:
         file = _File(path, display, text, errors, root)  # Python's ast: positions and syntax errors; parsing runs nothing

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import keyword
 import re
 from pathlib import Path
@@ -90,6 +91,8 @@ class _Reader:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             self.errors.error(self.loc(node), f"{what} must be a string, got {type(value).__name__}")
             return default
+        if what == "doc":  # the Python frontend's docstring rule (inspect.cleandoc), so both read a doc alike
+            return inspect.cleandoc(str(value))
         return str(value)
 
     def name_list(self, node: yaml.Node | None, what: str, pattern: re.Pattern = IDENTIFIER) -> tuple[str, ...]:

@@ -781,3 +781,39 @@ def test_random_python_specs_run_as_modulom_give_the_generated_values(tmp_path):
         compare_with_modulom(path, case, inputs, atol=1e-6)
 
     check()
+
+
+# ----------------------------------------------------------------------------- odd characters (issue 15 item 2)
+ODD = ["\r", "\x00", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029", "\u202e", "\t", "\\", '"', '"""']
+
+
+@pytest.mark.parametrize("char", ODD, ids=[repr(c) for c in ODD])
+def test_text_with_odd_characters_converts_exactly_and_is_written_escaped(char, tmp_path):
+    import yaml
+
+    spec = yaml.safe_load(TOY_YAML.read_text())
+    spec["doc"] = f"top{char}doc"
+    spec["config"]["threshold"]["doc"] = f"min{char}imum"
+    spec["blocks"]["Prediction"]["terms"]["heat_pred"]["math"] = f"\\Gamma{char}(p)"
+    source = tmp_path / "odd.yaml"
+    source.write_text(yaml.safe_dump(spec, allow_unicode=False, sort_keys=False))
+    py = tmp_path / "odd.py"
+    list(convert(source, py))
+    text = py.read_text(encoding="utf-8")
+    assert all(c.isprintable() or c == "\n" for c in text), "a raw odd character reached the .py"
+    back = tmp_path / "back.yaml"
+    list(convert(py, back))
+    original, via_python, round_trip = load(source), load(py), load(back)
+    for converted in (via_python, round_trip):
+        assert converted.doc == original.doc
+        assert [c.doc for c in converted.config] == [c.doc for c in original.config]
+        assert [t.math for b in converted.blocks for t in b.terms] == [t.math for b in original.blocks for t in b.terms]
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"])
+def test_a_raw_line_break_python_does_not_see_is_one_error_not_a_traceback(char, tmp_path, capsys):
+    py = tmp_path / "odd.py"
+    py.write_text(f'"""doc{char} more"""\nom = "odd"\n', encoding="utf-8")
+    assert main(["compile", str(py), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "odd.py:1:7: error: raw" in err[0] and "Traceback" not in err[0]
