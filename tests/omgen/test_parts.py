@@ -146,3 +146,9 @@ def test_shipped_specs_have_no_projection_terms():
 
     for spec in sorted((ROOT / "specs").rglob("*.yaml")):
         assert not re.search(r"expr: [a-z_]+\[[0-9]+\]\s*$", spec.read_text(), re.M), spec
+
+
+def test_the_vote_is_written_once_in_the_panoptic_spec():
+    text = (ROOT / "specs" / "panoptic.yaml").read_text()
+    assert text.count("flat[b * (2 * hw) + hw + r]") == 1  # in the function pixel_votes
+    assert text.count("pixel_votes(") == 4
