@@ -168,8 +168,7 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
 
 def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
     if decl.shape is None:
-        return (f'_check_input({_pyrepr(decl.name)}, {decl.name}, "any", [-1] * {decl.name}.dim(), '
-                f'[""] * {decl.name}.dim(), _dims, {_pyrepr(decl.dtype)})')
+        return _labelled_check(decl, '"any"', f"[-1] * {decl.name}.dim()", f'[""] * {decl.name}.dim()')
     size_items, symbol_items = [], []
     for dim in decl.shape:
         if isinstance(dim, int):
@@ -182,8 +181,30 @@ def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
             size_items.append("-1")
             symbol_items.append(_pyrepr(dim))
     expected = "[" + ", ".join(str(d) for d in decl.shape) + "]"
-    return (f'_check_input({_pyrepr(decl.name)}, {decl.name}, {_pyrepr(expected)}, [{", ".join(size_items)}], '
-            f'[{", ".join(symbol_items)}], _dims, {_pyrepr(decl.dtype)})')
+    return _labelled_check(decl, _pyrepr(expected), f"[{', '.join(size_items)}]", f"[{', '.join(symbol_items)}]")
+
+
+CHECK_INDENT = 8  # the checks open an entrypoint's forward()
+LINE = 100
+
+
+def _labelled_check(decl: InputDecl, expected: str, sizes: str, symbols: str) -> str:
+    """One _check_input call with labelled arguments, filled into lines of at most LINE columns (the
+    template indents the first line by CHECK_INDENT; continuation lines align under the first argument)."""
+    head = f"_check_input({_pyrepr(decl.name)}, {decl.name}, "
+    args = [f"expected={expected}", f"sizes={sizes}", f"symbols={symbols}", "dims=_dims",
+            f"dtype={_pyrepr(decl.dtype)}"]
+    pad = CHECK_INDENT + len("_check_input(")
+    lines, line = [], head
+    for i, arg in enumerate(args):
+        piece = arg + (")" if i == len(args) - 1 else ",")
+        start = CHECK_INDENT if not lines else 0
+        if line.strip() and line != head and start + len(line) + len(piece) > LINE:
+            lines.append(line.rstrip())
+            line = " " * pad
+        line += piece + " "
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _session_view(graph: TermGraph) -> dict:

@@ -558,11 +558,17 @@ class Train(Terms):
 
     def forward(self, heatmap: Tensor, size: Tensor, offset: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("size", size, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("offset", offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("size", size, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("offset", offset, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth
         mask_truth = self.mask_truth(valid_truth)                     # CenterNetTruth
@@ -604,9 +610,13 @@ class Infer(Terms):
 
     def forward(self, heatmap: Tensor, size: Tensor, offset: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("size", size, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("offset", offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("size", size, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("offset", offset, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
         heat_pred = self.heat_pred(heatmap)                           # CenterNetPrediction
         size_pred = self.size_pred(size)                              # CenterNetPrediction
         offset_pred = self.offset_pred(offset)                        # CenterNetPrediction
@@ -639,9 +649,13 @@ class Targets(Terms):
 
     def forward(self, heatmap: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth
         mask_truth = self.mask_truth(valid_truth)                     # CenterNetTruth

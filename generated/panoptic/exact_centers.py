@@ -662,10 +662,15 @@ class Train(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, offsets: Tensor, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -714,9 +719,13 @@ class Infer(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, offsets: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         offset_pred = self.offset_pred(offsets)                       # PanDLPrediction
         center_pred = self.center_pred(center_heatmap)                # PanDLPrediction
         semantic_pred = self.semantic_pred(semantic_logits)           # PanDLPrediction
@@ -754,7 +763,8 @@ class Targets(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables

@@ -599,15 +599,25 @@ class Train(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, offsets: Tensor, semantic_target: Tensor, center_target: Tensor, offset_target: Tensor, semantic_weight_target: Tensor, center_weight_target: Tensor, offset_weight_target: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("semantic_target", semantic_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "long")
-        _check_input("center_target", center_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offset_target", offset_target, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("semantic_weight_target", semantic_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_weight_target", center_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offset_weight_target", offset_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("semantic_target", semantic_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="long")
+        _check_input("center_target", center_target, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offset_target", offset_target, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("semantic_weight_target", semantic_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("center_weight_target", center_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offset_weight_target", offset_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         semantic_truth = self.semantic_truth(semantic_target)         # given-targets, overrides PanopticVariables
         offset_truth = self.offset_truth(offset_target)               # given-targets, overrides PanDLGroundtruth
         center_truth = self.center_truth(center_target)               # given-targets, overrides PanDLGroundtruth
@@ -642,9 +652,13 @@ class Infer(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, offsets: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         offset_pred = self.offset_pred(offsets)                       # PanDLPrediction
         center_pred = self.center_pred(center_heatmap)                # PanDLPrediction
         semantic_pred = self.semantic_pred(semantic_logits)           # PanDLPrediction
@@ -682,13 +696,20 @@ class Targets(Terms):
 
     def forward(self, panoptic: Tensor, semantic_target: Tensor, center_target: Tensor, offset_target: Tensor, semantic_weight_target: Tensor, center_weight_target: Tensor, offset_weight_target: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
-        _check_input("semantic_target", semantic_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "long")
-        _check_input("center_target", center_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offset_target", offset_target, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("semantic_weight_target", semantic_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_weight_target", center_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offset_weight_target", offset_weight_target, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
+        _check_input("semantic_target", semantic_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="long")
+        _check_input("center_target", center_target, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offset_target", offset_target, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("semantic_weight_target", semantic_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("center_weight_target", center_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offset_weight_target", offset_weight_target, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables

@@ -655,7 +655,8 @@ class Train(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -704,7 +705,8 @@ class Infer(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         class_truth = self.class_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -754,7 +756,8 @@ class Targets(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables

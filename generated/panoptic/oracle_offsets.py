@@ -663,9 +663,13 @@ class Train(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -714,9 +718,13 @@ class Infer(Terms):
 
     def forward(self, semantic_logits: Tensor, center_heatmap: Tensor, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("semantic_logits", semantic_logits, "[N, num_classes, H, W]", [-1, self.num_classes, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("semantic_logits", semantic_logits, expected="[N, num_classes, H, W]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "H", "W"], dims=_dims,
+                     dtype="float")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         thing_mask_truth = self.thing_mask_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -765,7 +773,8 @@ class Targets(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables

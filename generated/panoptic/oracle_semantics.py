@@ -659,9 +659,12 @@ class Train(Terms):
 
     def forward(self, center_heatmap: Tensor, offsets: Tensor, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -710,9 +713,12 @@ class Infer(Terms):
 
     def forward(self, center_heatmap: Tensor, offsets: Tensor, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("center_heatmap", center_heatmap, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("offsets", offsets, "[N, 2, H, W]", [-1, 2, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("center_heatmap", center_heatmap, expected="[N, 1, H, W]",
+                     sizes=[-1, 1, -1, -1], symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("offsets", offsets, expected="[N, 2, H, W]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         class_truth = self.class_truth(panoptic_truth, class_slot_truth)  # PanopticVariables
@@ -756,7 +762,8 @@ class Targets(Terms):
 
     def forward(self, panoptic: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("panoptic", panoptic, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "int")
+        _check_input("panoptic", panoptic, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="int")
         panoptic_truth = self.panoptic_truth(panoptic)                # PanopticVariables
         class_slot_truth = self.class_slot_truth(panoptic_truth)      # PanopticVariables
         void_truth = self.void_truth(panoptic_truth, class_slot_truth)  # PanopticVariables

@@ -725,10 +725,16 @@ class Train(Terms):
 
     def forward(self, keypoints: Tensor, heatmap: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth
@@ -793,10 +799,16 @@ class Infer(Terms):
 
     def forward(self, keypoints: Tensor, heatmap: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth
@@ -858,10 +870,16 @@ class Targets(Terms):
 
     def forward(self, keypoints: Tensor, heatmap: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth

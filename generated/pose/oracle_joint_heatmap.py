@@ -725,14 +725,24 @@ class Train(Terms):
 
     def forward(self, joint_offset: Tensor, joint_sub_offset: Tensor, keypoints: Tensor, heatmap: Tensor, size: Tensor, offset: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("joint_offset", joint_offset, "[N, J2, h, w]", [-1, -1, -1, -1], ["N", "J2", "h", "w"], _dims, "float")
-        _check_input("joint_sub_offset", joint_sub_offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("size", size, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("offset", offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("joint_offset", joint_offset, expected="[N, J2, h, w]", sizes=[-1, -1, -1, -1],
+                     symbols=["N", "J2", "h", "w"], dims=_dims, dtype="float")
+        _check_input("joint_sub_offset", joint_sub_offset, expected="[N, 2, h, w]",
+                     sizes=[-1, 2, -1, -1], symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("size", size, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("offset", offset, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         joint_offset_pred = self.joint_offset_pred(joint_offset)      # PosePrediction
         joint_sub_offset_pred = self.joint_sub_offset_pred(joint_sub_offset)  # PosePrediction
@@ -793,14 +803,24 @@ class Infer(Terms):
 
     def forward(self, joint_offset: Tensor, joint_sub_offset: Tensor, keypoints: Tensor, heatmap: Tensor, size: Tensor, offset: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("joint_offset", joint_offset, "[N, J2, h, w]", [-1, -1, -1, -1], ["N", "J2", "h", "w"], _dims, "float")
-        _check_input("joint_sub_offset", joint_sub_offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("size", size, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("offset", offset, "[N, 2, h, w]", [-1, 2, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("joint_offset", joint_offset, expected="[N, J2, h, w]", sizes=[-1, -1, -1, -1],
+                     symbols=["N", "J2", "h", "w"], dims=_dims, dtype="float")
+        _check_input("joint_sub_offset", joint_sub_offset, expected="[N, 2, h, w]",
+                     sizes=[-1, 2, -1, -1], symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("size", size, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("offset", offset, expected="[N, 2, h, w]", sizes=[-1, 2, -1, -1],
+                     symbols=["N", "", "h", "w"], dims=_dims, dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         joint_offset_pred = self.joint_offset_pred(joint_offset)      # PosePrediction
         joint_sub_offset_pred = self.joint_sub_offset_pred(joint_sub_offset)  # PosePrediction
@@ -850,10 +870,16 @@ class Targets(Terms):
 
     def forward(self, keypoints: Tensor, heatmap: Tensor, boxes: Tensor, classes: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("keypoints", keypoints, "[N, M, num_joints, 3]", [-1, -1, self.num_joints, 3], ["N", "M", "", ""], _dims, "float")
-        _check_input("heatmap", heatmap, "[N, num_classes, h, w]", [-1, self.num_classes, -1, -1], ["N", "", "h", "w"], _dims, "float")
-        _check_input("boxes", boxes, "[N, M, 4]", [-1, -1, 4], ["N", "M", ""], _dims, "float")
-        _check_input("classes", classes, "[N, M]", [-1, -1], ["N", "M"], _dims, "long")
+        _check_input("keypoints", keypoints, expected="[N, M, num_joints, 3]",
+                     sizes=[-1, -1, self.num_joints, 3], symbols=["N", "M", "", ""], dims=_dims,
+                     dtype="float")
+        _check_input("heatmap", heatmap, expected="[N, num_classes, h, w]",
+                     sizes=[-1, self.num_classes, -1, -1], symbols=["N", "", "h", "w"], dims=_dims,
+                     dtype="float")
+        _check_input("boxes", boxes, expected="[N, M, 4]", sizes=[-1, -1, 4],
+                     symbols=["N", "M", ""], dims=_dims, dtype="float")
+        _check_input("classes", classes, expected="[N, M]", sizes=[-1, -1], symbols=["N", "M"],
+                     dims=_dims, dtype="long")
         joint_point_truth = self.joint_point_truth(keypoints)         # PoseTruth
         box_truth = self.box_truth(heatmap, boxes)                    # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)     # CenterNetTruth

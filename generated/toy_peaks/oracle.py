@@ -117,7 +117,8 @@ class Train(Terms):
 
     def forward(self, points: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("points", points, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("points", points, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         heat_pred = self.heat_pred(points)   # oracle-heat, overrides Prediction
         loss = self.loss(heat_pred, points)  # Losses
         return {
@@ -135,7 +136,8 @@ class Infer(Terms):
 
     def forward(self, points: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("points", points, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("points", points, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         heat_pred = self.heat_pred(points)  # oracle-heat, overrides Prediction
         peaks = self.peaks(heat_pred)       # Prediction
         return {

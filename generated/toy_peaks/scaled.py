@@ -125,8 +125,10 @@ class Train(Terms):
 
     def forward(self, heat_logits: Tensor, points: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("heat_logits", heat_logits, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
-        _check_input("points", points, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("heat_logits", heat_logits, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
+        _check_input("points", points, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         heat_pred = self.heat_pred(heat_logits)  # Prediction
         loss = self.loss(heat_pred, points)      # triple-loss, overrides double-loss
         return {
@@ -144,7 +146,8 @@ class Infer(Terms):
 
     def forward(self, heat_logits: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("heat_logits", heat_logits, "[N, 1, H, W]", [-1, 1, -1, -1], ["N", "", "H", "W"], _dims, "float")
+        _check_input("heat_logits", heat_logits, expected="[N, 1, H, W]", sizes=[-1, 1, -1, -1],
+                     symbols=["N", "", "H", "W"], dims=_dims, dtype="float")
         heat_pred = self.heat_pred(heat_logits)  # Prediction
         peaks = self.peaks(heat_pred)            # Prediction
         return {

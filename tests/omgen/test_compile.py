@@ -195,7 +195,7 @@ def test_shape_arithmetic_of_config_values(write_spec, tmp_path):
     entrypoints: {t: [y]}
     """)
     result = compile_spec(path, out=tmp_path / "out")
-    assert '[-1, 2 * self.k + 1], ["N", ""]' in result.files[0].source
+    assert 'sizes=[-1, 2 * self.k + 1]' in result.files[0].source and 'symbols=["N", ""]' in result.files[0].source
     write(result)
     module = import_file(tmp_path / "out" / "arith" / "base.py", "arith_base")
     assert module.T(k=2)(torch.ones(4, 5))["y"].tolist() == [5.0] * 4

@@ -115,8 +115,10 @@ class Loss(Terms):
 
     def forward(self, x: Tensor, y: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("x", x, "[N, 2]", [-1, 2], ["N", ""], _dims, "float")
-        _check_input("y", y, "[N, 2]", [-1, 2], ["N", ""], _dims, "float")
+        _check_input("x", x, expected="[N, 2]", sizes=[-1, 2], symbols=["N", ""], dims=_dims,
+                     dtype="float")
+        _check_input("y", y, expected="[N, 2]", sizes=[-1, 2], symbols=["N", ""], dims=_dims,
+                     dtype="float")
         score = self.score(x)         # Shifted, overrides Base
         error = self.error(score, y)  # Base
         return {
@@ -137,7 +139,8 @@ class Score(Terms):
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("x", x, "[N, 2]", [-1, 2], ["N", ""], _dims, "float")
+        _check_input("x", x, expected="[N, 2]", sizes=[-1, 2], symbols=["N", ""], dims=_dims,
+                     dtype="float")
         score = self.score(x)  # Shifted, overrides Base
         return {
             "score": score,

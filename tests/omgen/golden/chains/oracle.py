@@ -116,7 +116,8 @@ class Loss(Terms):
 
     def forward(self, y: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("y", y, "[N, 2]", [-1, 2], ["N", ""], _dims, "float")
+        _check_input("y", y, expected="[N, 2]", sizes=[-1, 2], symbols=["N", ""], dims=_dims,
+                     dtype="float")
         score = self.score(y)         # truth-score, overrides Shifted
         error = self.error(score, y)  # Base
         return {
@@ -137,7 +138,8 @@ class Score(Terms):
 
     def forward(self, y: Tensor) -> Dict[str, Tensor]:
         _dims: Dict[str, int] = {}
-        _check_input("y", y, "[N, 2]", [-1, 2], ["N", ""], _dims, "float")
+        _check_input("y", y, expected="[N, 2]", sizes=[-1, 2], symbols=["N", ""], dims=_dims,
+                     dtype="float")
         score = self.score(y)  # truth-score, overrides Shifted
         return {
             "score": score,
