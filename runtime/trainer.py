@@ -238,7 +238,8 @@ class Trainer:
         path = path or self.last_checkpoint
         if self.dist.is_main:
             state = ckpt.make_state(self.step, self.model.network, self.optimizer, self.scheduler, self.scaler,
-                                    self.config, {"world_size": self.dist.world_size, "elapsed": self.elapsed()})
+                                    self.config, {"world_size": self.dist.world_size, "elapsed": self.elapsed(),
+                                                  "om": {"config": _plain(getattr(self.model, "om_config", {}))}})
             ckpt.save_atomic(state, path)
         barrier(self.dist)
         return path
@@ -413,3 +414,18 @@ class Trainer:
     def close(self) -> None:
         self.logger.close()
         cleanup(self.dist)
+
+
+def _plain(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The OM config the model was built with (completed from the dataset), as plain values a weights_only
+    checkpoint load accepts and export reads back."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (bool, int, float, str)) or v is None:
+            return v
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        return str(v)
+
+    return {str(k): plain(v) for k, v in dict(config).items()}

@@ -177,50 +177,29 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
-def export_model(checkpoint: str | Path, path: str | Path, cfg: Optional[Dict[str, Any]] = None) -> Path:
-    """The deployable program of a checkpoint (uint8 images in, the task's outputs out). Panoptic: train/deploy.py's
-    program; the other tasks: normalisation + network + infer scripted whole, with their DeploySpec as metadata."""
-    from runtime import checkpoint as ckpt
+def export_model(checkpoint: str | Path, path: str | Path, cfg: Optional[Dict[str, Any]] = None,
+                 formats: Sequence[str] = ("ts",), **options: Any) -> Path:
+    """The deployable program of a checkpoint of any task (train/deploy.py: uint8 images in, the task's outputs
+    out); ``cfg``, when given, must name the checkpoint's OM (another spec or variant is refused)."""
+    from train.deploy import export_artifacts
 
-    if cfg is None:
-        cfg = dict(ckpt.load(checkpoint).get("config") or {})
-        if not cfg:
-            raise ConfigError(f"{checkpoint}: the checkpoint records no config; give the CONFIG it was trained with")
-    task = task_of(cfg)
-    if task.name == "panoptic":
-        from train.deploy import export_deployment
-
-        return export_deployment(checkpoint, path)
-    return _export_scripted(task, cfg, checkpoint, path)
-
-
-def _export_scripted(task: Task, cfg: Dict[str, Any], checkpoint: str | Path, path: str | Path) -> Path:
-    import torch
-
-    from runtime.export import MAX_PIXELS, scripted_inference
-
-    model = _model_from_checkpoint(task, cfg, checkpoint)
-    spec = task.deploy_spec(cfg, {**model.om.defaults, **model.om_config})
-    meta = {"task": task.name, "spec": str(cfg["om"].get("spec", task.spec)),
-            "variant": str(cfg["om"].get("variant", "base")), "deploy": spec.to_json(), "max_pixels": MAX_PIXELS}
-    scripted = scripted_inference(model, MAX_PIXELS)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.jit.save(scripted, str(tmp), _extra_files={"meta.json": json.dumps(meta, indent=1) + "\n"})
-    tmp.replace(path)
-    return path
+    om = (cfg or {}).get("om") or {}
+    written = export_artifacts(checkpoint, path, formats, om.get("variant"), spec=om.get("spec"), **options)
+    return next(iter(written.values()))
 
 
 def cmd_export(args) -> int:
-    cfg = None
+    from train.deploy import artifact_paths, run_export
+
+    om: Dict[str, Any] = {}
     if args.config:
         _, cfg = load(args.config, args.set, default_task=args.default_task)
+        om = cfg.get("om") or {}
     path = Path(args.output) if args.output else Path(args.checkpoint).parent / "model.ts"
-    if path.exists() and not args.overwrite:
-        raise UsageError(f"{path} exists: pass --overwrite or another -o")
-    path = export_model(args.checkpoint, path, cfg)
-    print(f"wrote {path}")
+    existing = [str(p) for p in artifact_paths(path, args.format).values() if p.exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]} exists: pass --overwrite or another -o")
+    run_export(args, args.checkpoint, path, spec=om.get("spec"), variant=om.get("variant"))
     return EXIT_OK
 
 
@@ -311,6 +290,8 @@ def cmd_data(args) -> int:
 
 # ------------------------------------------------------------------------------------ parser
 def _parser(prog: str = "python -m train", default_task: Optional[str] = None) -> argparse.ArgumentParser:
+    from train.deploy import add_export_options
+
     p = argparse.ArgumentParser(prog=prog, description="Train, evaluate, export and inspect omgen models of every "
                                 "task (panoptic, detection, pose).", epilog=EXIT_CODES)
     p.add_argument("--version", action="version", version=f"%(prog)s (omgen) {version()}",
@@ -352,13 +333,17 @@ def _parser(prog: str = "python -m train", default_task: Optional[str] = None) -
     overwrite(c, "that folder")
     c.set_defaults(run=cmd_eval)
 
-    c = command("export", "one TorchScript program: normalisation + network + the OM's infer (uint8 images in)")
+    c = command("export", "one program of a checkpoint: network + the OM's infer, uint8 images in, as TorchScript, "
+                          "torch.export (dynamic shapes) and/or an AOTInductor package")
     c.add_argument("config", nargs="?", default=None,
-                   help="YAML run config (default: the config recorded in the checkpoint)")
+                   help="YAML run config (default: the config recorded in the checkpoint; it must name the "
+                        "checkpoint's OM)")
     sets(c)
     c.add_argument("--checkpoint", required=True, help="trained weights (a last.pt of python -m train train)")
-    c.add_argument("--output", "-o", default=None, help="program file to write (default: CHECKPOINT_DIR/model.ts)")
-    c.add_argument("--overwrite", action="store_true", help="replace the program file if it exists")
+    c.add_argument("--output", "-o", default=None,
+                   help="program file to write (default: CHECKPOINT_DIR/model.ts; .pt2 and .aoti.pt2 beside it)")
+    c.add_argument("--overwrite", action="store_true", help="replace the program files if they exist")
+    add_export_options(c)
     c.set_defaults(run=cmd_export)
 
     c = command("demo", "synthetic data -> train -> eval -> export on the CPU; prints the task's metric")

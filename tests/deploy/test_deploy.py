@@ -116,9 +116,9 @@ def test_metadata(exported, checkpoint):
 
 
 def test_wrapper_is_hand_written_not_generated(exported):
-    """The program's top module is DeployedPanoptic from train/deploy.py, calling infer.forward_dict."""
+    """The program's top module is DeployedProgram from train/deploy.py, calling infer.forward_dict."""
     program = torch.jit.load(str(exported))
-    assert program.original_name == "DeployedPanoptic"
+    assert program.original_name == "DeployedProgram"
     assert "forward_dict" in program.decode.code
     assert program.input_map == {"semantic_logits": "semantic_logits", "center_heatmap": "center_logits",
                                  "offsets": "offset_logits"}
@@ -210,14 +210,21 @@ def test_the_pixel_limit_is_checked_before_any_allocation(loaded, tmp_path):
 
 def test_cli_records_max_pixels_and_info_reads_both_artifacts(checkpoint, tmp_path, capsys):
     out = tmp_path / "m.ts"
-    assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "5000", "--torch-export",
-                        "--size", "64", "64"]) == 0
+    assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "5000", "--format", "pt2"]) == 1
+    assert "pt2 and aoti need a limit of at least that" in capsys.readouterr().err
+    assert not out.with_suffix(".pt2").exists()
+    assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "50000", "--format", "ts,pt2"]) == 0
     for path in (out, out.with_suffix(".pt2")):
         capsys.readouterr()
         assert main(["info", str(path)]) == 0
-        assert json.loads(capsys.readouterr().out)["input"]["max_pixels"] == 5000
-    with pytest.raises(Exception, match="5000"):
-        torch.jit.load(str(out))(torch.zeros(1, 3, 64, 96, dtype=torch.uint8))
+        meta = json.loads(capsys.readouterr().out)
+        assert meta["input"]["max_pixels"] == 50000 and meta["artifact"]["kind"] == path.suffix[1:]
+    with pytest.raises(Exception, match="50000"):
+        torch.jit.load(str(out))(torch.zeros(1, 3, 256, 256, dtype=torch.uint8))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(checkpoint), "-o", str(out), "--format", "ts,onnx2"])
+    assert exit_info.value.code == 2
+    assert "unknown 'onnx2' (expected a comma list of ts, pt2, aoti)" in capsys.readouterr().err
 
 
 def test_bad_images_raise_value_error_in_eager_wrapper(loaded):
@@ -315,16 +322,19 @@ def test_cli_module_entry(checkpoint, tmp_path):
 
 # ------------------------------------------------------------------------------------ torch.export, ONNX
 def test_torch_export_program_equals_torchscript(loaded, exported, tmp_path):
-    path = export_program(None, tmp_path / "model.pt2", size=(64, 96), loaded=loaded)
+    path = export_program(None, tmp_path / "model.pt2", loaded=loaded)
     program = torch.export.load(str(path))
     files = {"meta.json": ""}
     torch.export.load(str(path), extra_files=files)
-    assert json.loads(files["meta.json"])["input"]["static_shape"] == [1, 3, 64, 96]
-    image = synthetic_image(1, (64, 96))[None]
-    got = program.module()(image)
-    want = torch.jit.load(str(exported))(image)
-    assert set(got) == set(want)
-    assert all(torch.equal(got[k], want[k]) for k in want)
+    meta = json.loads(files["meta.json"])
+    assert meta["input"]["dims"] == {"batch": [1, 64], "height": [1, 8192], "width": [1, 8192]}
+    assert meta["artifact"] == {"kind": "pt2"}
+    for size in ((64, 96), (37, 53)):  # one program, any size
+        image = synthetic_image(1, size)[None]
+        got = program.module()(image)
+        want = torch.jit.load(str(exported))(image)
+        assert set(got) == set(want)
+        assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 def test_onnx_network_only(loaded, tmp_path):

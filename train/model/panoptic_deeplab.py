@@ -257,7 +257,7 @@ def _fuse_conv(cin: int, cout: int, kernel: int, separable: bool) -> nn.Module:
 
 
 def _resize(x: Tensor, like: Tensor) -> Tensor:
-    return F.interpolate(x, size=[int(like.shape[2]), int(like.shape[3])], mode="bilinear",
+    return F.interpolate(x, size=[like.shape[2], like.shape[3]], mode="bilinear",
                          align_corners=False)
 
 
@@ -270,7 +270,7 @@ class ASPPPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # no BatchNorm on a 1x1 map: it would fail at batch size 1 in training
         y = self.relu(self.conv(x.mean(dim=(2, 3), keepdim=True)))
-        return y.expand(-1, -1, int(x.shape[2]), int(x.shape[3]))
+        return y.expand(-1, -1, x.shape[2], x.shape[3])
 
 
 class ASPP(nn.Module):
@@ -408,7 +408,8 @@ class PanopticDeepLab(nn.Module):
         self.offset_head = Head(ic, cfg.ins_head_channels, 2, cfg.kernel, cfg.separable)
 
     def forward(self, images: Tensor) -> Dict[str, Tensor]:
-        h, w = int(images.shape[2]), int(images.shape[3])
+        # shapes stay symbolic (no int()/float()/torch.tensor of sizes) so torch.export keeps H and W dynamic
+        h, w = images.shape[2], images.shape[3]
         feats = self.backbone(images)
         sem = self.semantic_decoder(feats)
         ins = self.instance_decoder(feats)
@@ -417,9 +418,9 @@ class PanopticDeepLab(nn.Module):
         center = F.interpolate(self.center_head(ins), size=size, mode="bilinear", align_corners=False)
         offset = self.offset_head(ins)
         # offsets are regressed in pixels of the decoder map; rescale to input pixels
-        scale = torch.tensor([h / float(offset.shape[2]), w / float(offset.shape[3])],
-                             dtype=offset.dtype, device=offset.device).reshape(1, 2, 1, 1)
-        offset = F.interpolate(offset, size=size, mode="bilinear", align_corners=False) * scale
+        scale_y, scale_x = h / offset.shape[2], w / offset.shape[3]
+        offset = F.interpolate(offset, size=size, mode="bilinear", align_corners=False)
+        offset = torch.cat([offset[:, :1] * scale_y, offset[:, 1:] * scale_x], dim=1)
         return {"semantic_logits": semantic, "center_logits": center, "offset_logits": offset}
 
     def load_backbone(self, path: str) -> List[str]:

@@ -51,6 +51,9 @@ class DeploySpec:
     right to a multiple of ``stride``; ``output_names`` are the infer outputs
     the program returns; ``metadata`` holds what a user of the outputs needs
     (class names, thing ids, label divisor, joint names and skeleton, units).
+    ``crop_outputs``: the network's maps are at image resolution and are cropped
+    back to the unpadded image before decoding (panoptic); otherwise the padded
+    maps are decoded whole, as the task's evaluation does (CenterNet: stride 4).
     """
 
     mean: Tuple[float, float, float]
@@ -59,10 +62,12 @@ class DeploySpec:
     pad_value: int
     output_names: Tuple[str, ...]
     metadata: Mapping[str, Any]
+    crop_outputs: bool = False
 
     def to_json(self) -> Dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "stride": self.stride, "pad_value": self.pad_value,
-                "output_names": list(self.output_names), "metadata": dict(self.metadata)}
+                "output_names": list(self.output_names), "crop_outputs": self.crop_outputs,
+                "metadata": dict(self.metadata)}
 
 
 def data_root(path: str | Path) -> Path:

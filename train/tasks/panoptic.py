@@ -238,9 +238,11 @@ class PanopticTask(Task):
     def deploy_spec(self, cfg, om_config):
         from train.model import IMAGENET_MEAN, IMAGENET_STD
 
+        divisor, ignore = int(om_config.get("label_divisor", 1000)), int(om_config.get("ignore_label", 255))
         return DeploySpec(tuple(IMAGENET_MEAN), tuple(IMAGENET_STD), 32, 0,
-                          ("panoptic_pred", "semantic_pred", "instance_pred", "centers_pred"),
-                          {"thing_ids": list(om_config.get("thing_ids", [])),
-                           "label_divisor": int(om_config.get("label_divisor", 1000)),
-                           "ignore_label": int(om_config.get("ignore_label", 255)),
-                           "num_classes": int(om_config.get("num_classes", 0))})
+                          ("panoptic_pred", "semantic_pred", "instance_pred", "centers_pred", "center_scores",
+                           "center_valid"),
+                          {"thing_ids": [int(t) for t in om_config.get("thing_ids", [])],
+                           "label_divisor": divisor, "ignore_label": ignore, "void_id": ignore * divisor,
+                           "num_classes": int(om_config.get("num_classes", 0))},
+                          crop_outputs=True)
