@@ -9,11 +9,12 @@ things and centers), exports it with ``export_deployment`` and times, on one
 uint8 image of --size:
 
 * eager: ``OMModel.predict`` (what training's evaluation runs) and the eager
-  ``DeployedPanoptic`` (same code as the export, not scripted), per stage
+  ``DeployedProgram`` (same code as the export, not scripted), per stage
   (network = pad + normalise + network + crop; decoding = the generated infer);
 * exported: the TorchScript file loaded with ``torch.jit.load``, per stage
   through its ``network_outputs`` / ``decode`` methods;
-* with --torch-export: the ``torch.export`` program at the same static size.
+* with --torch-export: the ``torch.export`` program (dynamic shapes; bench/bench_artifacts.py times every
+  artifact kind, AOTInductor included).
 
 Every time is the minimum over --repeat rounds after three warm-up rounds
 (TorchScript's profiling executor optimises on the first two calls); each
@@ -129,8 +130,8 @@ def main(argv=None) -> int:
         exported_program = None
         if args.torch_export:
             t = time.perf_counter()
-            exported_program = torch.export.load(str(export_program(None, tmp / "model.pt2", size=size,
-                                                                    loaded=loaded))).module()
+            exported_program = torch.export.load(str(export_program(None, tmp / "model.pt2",
+                                                                    loaded=loaded))).module()  # dynamic shapes
             print(f"torch.export took {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
     image = image_of(size)
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
     print("| --- | --- | ---: | ---: |")
     if cpp_ms is not None:
         rows["C++ whole"] = cpp_ms / 1000.0
-    labels = {"C++": "exported, examples/cpp (libtorch)", "eager": "eager DeployedPanoptic",
+    labels = {"C++": "exported, examples/cpp (libtorch)", "eager": "eager DeployedProgram",
               "exported": "exported (torch.jit.load)",
               "torch.export": "torch.export program"}
     for name, seconds in rows.items():

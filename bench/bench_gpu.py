@@ -141,7 +141,7 @@ def training_rows(h: int, w: int, repeat: int) -> list[str]:
 
 def deploy_rows(folder: Path, repeat: int) -> list[str]:
     """Exported program vs the same module eager, both on the device; `folder` holds model.ts (train/deploy.py
-    export), eager.pt (torch.save of the eager DeployedPanoptic) and image.pt (uint8 [1, 3, 512, 1024]).
+    export), eager.pt (torch.save of the eager DeployedProgram) and image.pt (uint8 [1, 3, 512, 1024]).
     Make the folder on the CPU with bench/bench_deploy.py's make_checkpoint and train/deploy.py."""
     eager = torch.load(folder / "eager.pt", weights_only=False).to(DEVICE).eval()
     try:

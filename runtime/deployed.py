@@ -142,9 +142,9 @@ class Program:
             if device != "cpu":
                 self._run = self._run.to(device)
         else:
-            import torch._inductor
+            from torch._inductor import aoti_load_package
 
-            self._run = torch._inductor.aoti_load_package(str(self.path))
+            self._run = aoti_load_package(str(self.path))
 
     def check(self, image: Tensor) -> None:
         check_image(image, self.max_pixels, self.size_divisor, self.strict_size)

@@ -14,7 +14,7 @@ for spec in specs/*.yaml specs/*.py specs/examples/*.yaml; do
   omgen compile "$spec" --check -q
 done
 set +e
-python -m pytest -n 2 -q -p no:cacheprovider "$@"
+python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@"  # loadgroup: xdist_group tests share a worker
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -290,6 +290,10 @@ def build_deployment(loaded: LoadedCheckpoint, *, size_policy: str = "pad",
     """The deployable program of a loaded checkpoint, from its task's DeploySpec."""
     model = loaded.model
     spec = loaded.deploy_spec
+    truth = [name for name in model.om.signature("infer") if name not in model.om.prediction_inputs]
+    if truth:
+        raise ValueError(f"OM {loaded.spec} variant {loaded.variant!r}: its infer reads ground truth "
+                         f"({', '.join(truth)}); an oracle variant measures an upper bound and cannot be deployed")
     input_map = {name: model.output_map.get(name, name) for name in model.om.signature("infer")}
     outputs = model.om.outputs("infer")
     missing = [name for name in spec.output_names if name not in outputs]
@@ -430,28 +434,41 @@ def write_torchscript(loaded: LoadedCheckpoint, deployed: DeployedProgram, path:
 def trace_program(loaded: LoadedCheckpoint, deployed: DeployedProgram, size_policy: str, *,
                   max_batch: int = MAX_BATCH, max_side: int = MAX_SIDE):
     """``torch.export`` of the program with dynamic batch, height and width (strict policy: multiples of the
-    stride); returns (ExportedProgram, the ranges recorded in meta.input.dims)."""
+    stride); returns (ExportedProgram, the ranges recorded in meta.input.dims).
+
+    Heights and widths from 1 are tried first; a network whose ops need more than one block of the stride
+    (CenterNet: a 1 x 1 map at stride 32 changes its memory layout rules) is exported from stride + 1."""
     from torch.export import Dim
 
     d = deployed.size_divisor
-    if size_policy == "strict":
-        height = d * Dim("height_blocks", min=1, max=max(1, max_side // d))
-        width = d * Dim("width_blocks", min=1, max=max(1, max_side // d))
-        lowest, highest = d, max(1, max_side // d) * d
-    else:
-        height, width = Dim("height", min=1, max=max_side), Dim("width", min=1, max=max_side)
-        lowest, highest = 1, max_side
+    blocks = max(1, max_side // d)
+    h = w = min(4 * d, blocks * d)
     # the trace example: batch 2 and 4 x 4 blocks of the stride (a size-1 dimension anywhere in the network would
     # be specialised to 1); the program stays dynamic around it
-    h = w = min(4 * d, highest)
     if 2 * h * w > deployed.max_pixels:
         raise ValueError(f"--max-pixels {deployed.max_pixels}: torch.export traces the program on 2 x {h} x {w} "
                          f"= {2 * h * w} pixels; pt2 and aoti need a limit of at least that")
     example = torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    dims = {"image": {0: Dim("batch", min=1, max=max_batch), 2: height, 3: width}}
-    with torch.no_grad():
-        program = torch.export.export(deployed, (example,), dynamic_shapes=dims, strict=False)
-    return program, {"batch": [1, max_batch], "height": [lowest, highest], "width": [lowest, highest]}
+    failure: Optional[Exception] = None
+    for lowest_blocks in (1, 2):
+        if size_policy == "strict":
+            height = d * Dim("height_blocks", min=lowest_blocks, max=blocks)
+            width = d * Dim("width_blocks", min=lowest_blocks, max=blocks)
+            lowest, highest = lowest_blocks * d, blocks * d
+        else:
+            lowest, highest = (lowest_blocks - 1) * d + 1, max_side
+            height, width = Dim("height", min=lowest, max=highest), Dim("width", min=lowest, max=highest)
+        dims = {"image": {0: Dim("batch", min=1, max=max_batch), 2: height, 3: width}}
+        try:
+            with torch.no_grad():
+                program = torch.export.export(deployed, (example,), dynamic_shapes=dims, strict=False)
+        except torch._dynamo.exc.UserError as exc:  # a constraint the ops need: try the next lower bound
+            failure = exc
+            continue
+        return program, {"batch": [1, max_batch], "height": [lowest, highest], "width": [lowest, highest]}
+    first = str(failure).strip().splitlines()[0] if failure else "unknown"
+    raise ValueError(f"OM {loaded.spec} variant {loaded.variant!r}: torch.export cannot keep the batch, height and "
+                     f"width dynamic ({first})")
 
 
 def write_exported(loaded: LoadedCheckpoint, deployed: DeployedProgram, program, ranges: Mapping[str, Any],
@@ -466,14 +483,14 @@ def write_aoti(loaded: LoadedCheckpoint, deployed: DeployedProgram, program, ran
                size_policy: str) -> Path:
     """AOTInductor: the ExportedProgram compiled to a shared library inside a .pt2 package, meta.json added to
     the package's archive (``aoti_load_package`` ignores it)."""
-    import torch._inductor
+    from torch._inductor import aoti_compile_and_package
 
     meta = metadata(loaded, deployed, size_policy, "aoti")
     meta["input"]["dims"] = dict(ranges)
     meta["artifact"]["device"] = "cpu"
 
     def write(tmp: Path) -> None:
-        torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+        aoti_compile_and_package(program, package_path=str(tmp))
         with zipfile.ZipFile(tmp, "a") as archive:
             root = archive.namelist()[0].split("/", 1)[0]
             archive.writestr(f"{root}/extra/{META_FILE}", _meta_text(meta))

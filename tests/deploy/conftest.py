@@ -1,13 +1,28 @@
 """Fixtures for the deployment tests: a checkpoint in the training format and its exported program."""
+import os
 from pathlib import Path
 
 import pytest
 
-from deploy_helpers import tiny_config, write_checkpoint
+import shutil
+
+from deploy_helpers import tiny_config, write_checkpoint, write_task_checkpoint
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cpp: builds and runs the C++ example (CMake + a C++ compiler; ~1 min)")
+    config.addinivalue_line("markers", "aoti: compiles an AOTInductor package (a C++ compiler; ~1-2 min each)")
+    config.addinivalue_line("markers", "slow: a second AOTInductor compile (panoptic, ~2 min); runs with "
+                                       "OMGEN_SLOW_TESTS=1 (CI compiles one package per artifact kind: CenterNet's)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("OMGEN_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow (a second AOTInductor compile): set OMGEN_SLOW_TESTS=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +47,40 @@ def loaded(checkpoint):
     from train.deploy import load_checkpoint_model
 
     return load_checkpoint_model(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def task_checkpoints(tmp_path_factory):
+    """(task, variant) -> a checkpoint of that task's network in the training format, made once per session."""
+    made = {}
+
+    def get(task: str, variant: str) -> Path:
+        if (task, variant) not in made:
+            root = tmp_path_factory.mktemp(f"{task}-{variant}")
+            if task == "panoptic":
+                cfg = tiny_config(root)
+                cfg["om"]["variant"] = variant
+                made[task, variant] = write_checkpoint(root / "last.pt", cfg)
+            else:
+                made[task, variant] = write_task_checkpoint(task, root / "last.pt", variant=variant)
+        return made[task, variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def aoti_package(task_checkpoints, tmp_path_factory):
+    """(task, variant) -> its AOTInductor package (and model.ts beside it), compiled once per session (~1-2 min)."""
+    made = {}
+
+    def get(task: str, variant: str) -> Path:
+        if shutil.which("c++") is None and shutil.which("g++") is None:
+            pytest.skip("AOTInductor needs a C++ compiler (none on PATH)")
+        if (task, variant) not in made:
+            from train.deploy import export_artifacts
+
+            out = tmp_path_factory.mktemp(f"aoti-{task}-{variant}") / "model"
+            made[task, variant] = export_artifacts(task_checkpoints(task, variant), out, ("ts", "aoti"))["aoti"]
+        return made[task, variant]
+
+    return get

@@ -65,3 +65,34 @@ def read_id_ppm(path: Path) -> np.ndarray:
     w, h = int(header.group(1)), int(header.group(2))
     rgb = np.frombuffer(data[header.end():], dtype=np.uint8).reshape(h, w, 3).astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+TASK_CONFIGS = {"detection": ROOT / "train" / "configs" / "centernet_synthetic.yaml",
+                "pose": ROOT / "train" / "configs" / "pose_synthetic.yaml"}
+
+
+def write_task_checkpoint(task_name: str, path: Path, *, variant: str = "base", seed: int = 0) -> Path:
+    """An untrained CenterNet (detection) or pose network in the training checkpoint format, heat-map heads
+    biased up so that decoding finds objects (the synthetic scenes' 3 thing classes for detection)."""
+    from runtime.om import om_from_config
+    from train.tasks import get_task
+
+    cfg = load_config(TASK_CONFIGS[task_name])
+    cfg["om"]["variant"] = variant
+    cfg["data"]["root"] = str(path.parent / "data")
+    cfg["out_dir"] = str(path.parent / "run")
+    if task_name == "detection":
+        cfg["om"]["config"] = {"num_classes": 3}
+    task = get_task(task_name)
+    om, om_config = om_from_config({**cfg["om"], "compile": "off"}, task.spec)
+    torch.manual_seed(seed)
+    import types
+
+    net = task.network(cfg, om, om_config, types.SimpleNamespace(num_classes=3, thing_train_ids=[]))
+    with torch.no_grad():
+        for name, module in net.named_modules():
+            if isinstance(module, nn.Conv2d) and module.bias is not None and "heatmap" in name:
+                module.bias.add_(2.0)
+    net.eval()
+    state = ckpt.make_state(3, net, config=copy.deepcopy(cfg), extra={"om": {"config": dict(om_config)}})
+    return ckpt.save_atomic(state, path)

@@ -20,7 +20,6 @@ from train.deploy import (
     build_deployment,
     export_deployment,
     export_onnx,
-    export_program,
     main,
     read_metadata,
 )
@@ -321,22 +320,6 @@ def test_cli_module_entry(checkpoint, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ torch.export, ONNX
-def test_torch_export_program_equals_torchscript(loaded, exported, tmp_path):
-    path = export_program(None, tmp_path / "model.pt2", loaded=loaded)
-    program = torch.export.load(str(path))
-    files = {"meta.json": ""}
-    torch.export.load(str(path), extra_files=files)
-    meta = json.loads(files["meta.json"])
-    assert meta["input"]["dims"] == {"batch": [1, 64], "height": [1, 8192], "width": [1, 8192]}
-    assert meta["artifact"] == {"kind": "pt2"}
-    for size in ((64, 96), (37, 53)):  # one program, any size
-        image = synthetic_image(1, size)[None]
-        got = program.module()(image)
-        want = torch.jit.load(str(exported))(image)
-        assert set(got) == set(want)
-        assert all(torch.equal(got[k], want[k]) for k in want)
-
-
 def test_onnx_network_only(loaded, tmp_path):
     pytest.importorskip("onnx")
     path = export_onnx(None, tmp_path / "net.onnx", size=(64, 64), loaded=loaded)
