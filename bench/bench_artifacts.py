@@ -12,7 +12,8 @@ as bench/bench_deploy.py; CenterNet: "base", 80 classes, ResNet-18 at width
 * panoptic at 512 x 1024 and 1024 x 2048, CenterNet at 512 x 512, batch 1;
 * eager ``DeployedProgram`` (Python), TorchScript (``torch.jit.load``),
   ExportedProgram (``torch.export.load(...).module()``), AOTInductor
-  (``aoti_load_package``).
+  (``aoti_load_package``) of the dynamic program, and AOTInductor compiled for
+  that one size (``--aoti-size H W``).
 
 Each time is the minimum over --repeat rounds after two warm-up calls; each
 round runs every row once in a rotating order so the shared machine's drift
@@ -123,9 +124,14 @@ def main(argv=None) -> int:
             print(f"# {task}: export of {', '.join(formats)} took {time.perf_counter() - t:.0f} s", file=sys.stderr)
             eager = build_deployment(load_checkpoint_model(path))
             programs = {kind: load(p) for kind, p in written.items()}
-            labels = {"ts": "TorchScript", "pt2": "ExportedProgram", "aoti": "AOTInductor"}
+            labels = {"ts": "TorchScript", "pt2": "ExportedProgram", "aoti": "AOTInductor (dynamic shapes)",
+                      "aoti-static": "AOTInductor (static shape, --aoti-size)"}
             for size in SIZES[task]:
                 image = scene(size)
+                if not args.skip_aoti:  # the package compiled for this one shape
+                    static = export_artifacts(path, folder / f"static_{size[0]}x{size[1]}", ("aoti",),
+                                              aoti_size=size)["aoti"]
+                    programs["aoti-static"] = load(static)
                 with torch.no_grad():
                     want = eager(image)
                     fns = {"eager": lambda: eager(image)}

@@ -88,12 +88,13 @@ def _parser() -> argparse.ArgumentParser:
 
     graph_cmd = add("graph", "Print the term graph of a variant.", _run_graph)
     variant_options(graph_cmd, several=False)
-    graph_cmd.add_argument("--format", choices=("dot", "mermaid", "svg"), default="dot")
+    graph_cmd.add_argument("--format", choices=("dot", "mermaid", "svg"), default="dot",
+                           help="Graphviz dot (default), Mermaid, or SVG (needs Graphviz's dot)")
     graph_cmd.add_argument("--entrypoint", default=None, help="only the terms this entrypoint needs")
 
     diff_cmd = add("diff", "Unified diff of the generated code of two variants (or, with --doc, their math sheets).", _run_diff)
-    diff_cmd.add_argument("variant_a")
-    diff_cmd.add_argument("variant_b")
+    diff_cmd.add_argument("variant_a", help="the variant to diff from (e.g. base)")
+    diff_cmd.add_argument("variant_b", help="the variant to diff to (e.g. oracle-all)")
     diff_cmd.add_argument("--doc", action="store_true", help="write an HTML sheet marking the terms that change")
     diff_cmd.add_argument("-o", "--out", default="docs/om", help="folder for --doc (default docs/om)")
 
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     convert_cmd.add_argument("-o", "--out", required=True, help="output spec file (.py or .yaml)")
 
     explain_cmd = add("explain", "Explain one term: definition, super() chain, dependencies, users.", _run_explain)
-    explain_cmd.add_argument("term")
+    explain_cmd.add_argument("term", help="the term to explain (e.g. heat_loss)")
     variant_options(explain_cmd, several=False)
     return parser
 

@@ -471,6 +471,18 @@ def trace_program(loaded: LoadedCheckpoint, deployed: DeployedProgram, size_poli
                      f"width dynamic ({first})")
 
 
+def trace_static(loaded: LoadedCheckpoint, deployed: DeployedProgram, size: Tuple[int, int], batch: int = 1):
+    """``torch.export`` at one static shape [batch, 3, H, W]: Inductor compiles kernels for those sizes, which
+    on the CPU run ~3x faster than the dynamic-shape ones (docs/benchmarks.md, "Deployment artifacts")."""
+    h, w = int(size[0]), int(size[1])
+    if batch * h * w > deployed.max_pixels:
+        raise ValueError(f"--aoti-size {h} {w}: {batch * h * w} pixels, over --max-pixels {deployed.max_pixels}")
+    example = torch.zeros(batch, 3, h, w, dtype=torch.uint8)
+    with torch.no_grad():
+        program = torch.export.export(deployed, (example,), strict=False)
+    return program, {"batch": [batch, batch], "height": [h, h], "width": [w, w]}
+
+
 def write_exported(loaded: LoadedCheckpoint, deployed: DeployedProgram, program, ranges: Mapping[str, Any],
                    path: Path, size_policy: str) -> Path:
     meta = metadata(loaded, deployed, size_policy, "pt2")
@@ -503,8 +515,10 @@ def export_artifacts(checkpoint_path: str | Path, out_path: str | Path, formats:
                      variant: Optional[str] = None, *, spec: Optional[str] = None, size_policy: str = "pad",
                      allow_om_change: bool = False, max_pixels: int = MAX_PIXELS, max_batch: int = MAX_BATCH,
                      max_side: int = MAX_SIDE, loaded: Optional[LoadedCheckpoint] = None,
-                     log=None) -> Dict[str, Path]:
-    """Checkpoint -> the asked artifacts of one program (see :func:`artifact_paths`), each with its metadata."""
+                     aoti_size: Optional[Tuple[int, int]] = None, log=None) -> Dict[str, Path]:
+    """Checkpoint -> the asked artifacts of one program (see :func:`artifact_paths`), each with its metadata.
+    ``aoti_size`` (H, W): compile the AOTInductor package for that one shape, batch 1 (faster kernels) instead
+    of from the dynamic program."""
     loaded = loaded or load_checkpoint_model(checkpoint_path, variant, spec=spec, allow_om_change=allow_om_change)
     deployed = build_deployment(loaded, size_policy=size_policy, max_pixels=max_pixels)
     paths = artifact_paths(out_path, formats)
@@ -514,7 +528,8 @@ def export_artifacts(checkpoint_path: str | Path, out_path: str | Path, formats:
         written["ts"] = write_torchscript(loaded, deployed, paths["ts"], size_policy)
         if log:
             log(f"wrote {written['ts']} (TorchScript, {time.perf_counter() - t:.1f} s)")
-    if "pt2" in paths or "aoti" in paths:
+    program, ranges = None, {}
+    if "pt2" in paths or ("aoti" in paths and aoti_size is None):
         t = time.perf_counter()
         program, ranges = trace_program(loaded, deployed, size_policy, max_batch=max_batch, max_side=max_side)
         if "pt2" in paths:
@@ -522,11 +537,15 @@ def export_artifacts(checkpoint_path: str | Path, out_path: str | Path, formats:
             if log:
                 log(f"wrote {written['pt2']} (torch.export, dynamic batch 1..{max_batch}, height and width "
                     f"{ranges['height'][0]}..{ranges['height'][1]}, {time.perf_counter() - t:.1f} s)")
-        if "aoti" in paths:
-            t = time.perf_counter()
-            written["aoti"] = write_aoti(loaded, deployed, program, ranges, paths["aoti"], size_policy)
-            if log:
-                log(f"wrote {written['aoti']} (AOTInductor package, CPU, {time.perf_counter() - t:.1f} s)")
+    if "aoti" in paths:
+        t = time.perf_counter()
+        if aoti_size is not None:
+            program, ranges = trace_static(loaded, deployed, aoti_size)
+        written["aoti"] = write_aoti(loaded, deployed, program, ranges, paths["aoti"], size_policy)
+        if log:
+            shape = (f"static shape [1, 3, {aoti_size[0]}, {aoti_size[1]}]" if aoti_size is not None
+                     else "dynamic shapes")
+            log(f"wrote {written['aoti']} (AOTInductor package, CPU, {shape}, {time.perf_counter() - t:.1f} s)")
     return written
 
 
@@ -616,6 +635,9 @@ def add_export_options(c: argparse.ArgumentParser) -> None:
                    help=f"pt2/aoti: largest batch of the dynamic batch dimension (default {MAX_BATCH})")
     c.add_argument("--max-side", type=_positive_int, default=MAX_SIDE, metavar="N",
                    help=f"pt2/aoti: largest height and width (default {MAX_SIDE})")
+    c.add_argument("--aoti-size", type=_positive_int, nargs=2, default=None, metavar=("H", "W"),
+                   help="aoti: compile the package for this one image size, batch 1 (CPU kernels ~3x faster than "
+                        "the dynamic-shape ones; other sizes are refused). Default: dynamic, as the pt2")
     c.add_argument("--onnx", action="store_true", help="also write OUT.network.onnx (the network only; needs onnx)")
     c.add_argument("--allow-om-change", action="store_true",
                    help="export even if the spec hash differs from the one the checkpoint recorded")
@@ -627,7 +649,7 @@ def run_export(args: argparse.Namespace, checkpoint: str | Path, out: Path, *, s
                                    allow_om_change=args.allow_om_change)
     written = export_artifacts(checkpoint, out, args.format, size_policy=args.size_policy,
                                max_pixels=args.max_pixels, max_batch=args.max_batch, max_side=args.max_side,
-                               loaded=loaded, log=print)
+                               aoti_size=tuple(args.aoti_size) if args.aoti_size else None, loaded=loaded, log=print)
     meta = read_metadata(next(iter(written.values())))
     print(f"{loaded.task.name}: {meta['spec']} variant {meta['variant']!r}, om hash {meta['om_hash']}, outputs "
           f"{', '.join(meta['output_order'])}")

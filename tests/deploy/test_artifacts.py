@@ -262,3 +262,22 @@ def test_aoti_package_runs_in_a_fresh_process_without_the_project(aoti_package, 
     reference = load(package)
     for x, got in zip(batches, result["aoti"]["outputs"]):
         assert_equal_outputs(got, reference(x))
+
+
+@pytest.mark.aoti
+@pytest.mark.slow
+def test_aoti_package_of_one_static_size(task_checkpoints, tmp_path):
+    """--aoti-size H W: a package compiled for one shape (faster CPU kernels) refuses every other shape in one line."""
+    checkpoint = task_checkpoints("detection", "base")
+    path = export_artifacts(checkpoint, tmp_path / "m", ("aoti",), aoti_size=(96, 128))["aoti"]
+    assert read_meta(path)["input"]["dims"] == {"batch": [1, 1], "height": [96, 96], "width": [128, 128]}
+    program = load(path)
+    x = images(96, 128, 1)
+    with torch.no_grad():
+        want = build_deployment(load_checkpoint_model(checkpoint))(x)
+    got = program(x)
+    torch.testing.assert_close(got["boxes"], want["boxes"], atol=1e-4, rtol=1e-4)
+    assert torch.equal(got["classes"], want["classes"])
+    with pytest.raises(ValueError, match=r"^image: height 64 in shape \[1, 3, 64, 128\] is outside this program's "
+                                         r"range 96\.\.96$"):
+        program(images(64, 128, 1))

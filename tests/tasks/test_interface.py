@@ -123,3 +123,14 @@ def test_every_option_has_help():
         for action in sub._actions:
             assert action.help, (name, action.option_strings or action.dest)
     assert all(a.help for a in parser._actions if a.option_strings)
+
+
+def test_every_omgen_option_has_help():
+    from omgen.cli import _parser
+
+    parser = _parser()
+    subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"][0]
+    for name, sub in subs.choices.items():
+        for action in sub._actions:
+            assert action.help, (name, action.option_strings or action.dest)
+    assert all(a.help for a in parser._actions if a.option_strings)
