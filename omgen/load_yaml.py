@@ -261,6 +261,8 @@ def compose_yaml(text: str, display: str, site: Location | None = None) -> yaml.
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "maximum nesting depth" in problem:  # libyaml >= 0.2.6 (PyYAML 6.0.4) scans brackets ahead of our count
+            raise fail(mark, f"YAML nested more than {limits.MAX_YAML_DEPTH} deep") from None
         raise fail(mark, f"malformed YAML: {problem}") from None
 
 

@@ -539,6 +539,8 @@ def export_artifacts(checkpoint_path: str | Path, out_path: str | Path, formats:
                     f"{ranges['height'][0]}..{ranges['height'][1]}, {time.perf_counter() - t:.1f} s)")
     if "aoti" in paths:
         t = time.perf_counter()
+        if log:
+            log("compiling the AOTInductor package (C++; about a minute or two on 2 cores, more for a large network)")
         if aoti_size is not None:
             program, ranges = trace_static(loaded, deployed, aoti_size)
         written["aoti"] = write_aoti(loaded, deployed, program, ranges, paths["aoti"], size_policy)

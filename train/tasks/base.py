@@ -241,5 +241,13 @@ def fresh_dir(path: str | Path, *, reuse: bool = False) -> Path:
     return path.with_name(f"{path.name}-{i}")
 
 
+def eval_progress(loader, what: str):
+    """``loader`` behind a tqdm bar on stderr (``what``: the task's evaluation) when stderr is a terminal; as it is
+    in logs and tests (tqdm's ``disable=None``)."""
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=what, unit="batch", disable=None, mininterval=1.0, leave=False, dynamic_ncols=True)
+
+
 def items(metrics: Mapping[str, Any], digits: int = 3) -> Dict[str, Any]:
     return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in metrics.items()}

@@ -20,7 +20,7 @@ from runtime.model import OMModel
 from runtime.om import OM
 from runtime.trainer import to_device
 
-from .base import DeploySpec, Task, data_root
+from .base import DeploySpec, Task, data_root, eval_progress
 
 __all__ = ["DetectionTask", "make_collate", "collate_with_grid", "DEFAULT_OUTPUTS"]
 
@@ -152,7 +152,7 @@ class DetectionTask(Task):
             ap = BoxAP(val_ds.num_classes, min_score=min_score, max_dets=top_k)
             loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
             t = time.perf_counter()
-            for batch in loader:
+            for batch in eval_progress(loader, "eval (box AP)"):
                 if limit is not None and ap.images >= int(limit):
                     break
                 gt = batch["gt"]

@@ -19,7 +19,7 @@ from runtime.model import OMModel
 from runtime.om import OM
 from runtime.trainer import to_device
 
-from .base import DeploySpec, Task, data_root, ensure_generated
+from .base import DeploySpec, Task, data_root, ensure_generated, eval_progress
 
 __all__ = ["PanopticTask", "PanopticNetwork", "build_network", "ensure_synthetic", "pad_collate", "train_collate"]
 
@@ -181,7 +181,7 @@ class PanopticTask(Task):
             t = time.perf_counter()
             seen = 0
             vis_dir = out_dir / "visuals"
-            for batch in loader:
+            for batch in eval_progress(loader, "eval (PQ)"):
                 if limit is not None and seen >= int(limit):
                     break
                 batch = to_device(batch, device)
