@@ -1,4 +1,4 @@
-"""Metrics as JSON lines (one object per record), plus TensorBoard when it is installed."""
+"""Metrics as JSON lines (one object per record), plus TensorBoard when it is installed (``omgen[tensorboard]``)."""
 from __future__ import annotations
 
 import json
@@ -38,6 +38,17 @@ class MetricsLogger:
     @property
     def tensorboard(self) -> bool:
         return self._writer is not None
+
+    def where(self, asked_tensorboard: bool) -> str:
+        """One line for the start of a run: where its metrics go, and why TensorBoard is off when it is."""
+        folder = self.path.parent
+        if self._writer is not None:
+            board = f"TensorBoard: tensorboard --logdir {folder / 'tensorboard'}"
+        elif asked_tensorboard:
+            board = "TensorBoard: off (not installed: pip install 'omgen[tensorboard]')"
+        else:
+            board = "TensorBoard: off (train.tensorboard: false)"
+        return f"metrics: {self.path} (curves.png at the end); {board}"
 
     def log(self, step: int, values: Mapping[str, Any], kind: str = "train") -> Optional[Dict[str, Any]]:
         if not self.enabled:

@@ -329,6 +329,8 @@ class Trainer:
             self.logger.reset()
         self.model.train()
         start = self.step
+        if self.dist.is_main:
+            print(self.logger.where(s.tensorboard), file=sys.stderr)
         progress = None
         if s.progress and self.dist.is_main:
             from tqdm import tqdm
@@ -399,7 +401,22 @@ class Trainer:
                             kind="timing")
         if self.evaluate is not None:
             result["eval"] = self.run_evaluation()
+        if self.dist.is_main:
+            result["curves"] = self.write_curves()
         return result
+
+    def write_curves(self) -> Optional[str]:
+        """``curves.png`` from the run's metrics.jsonl (runtime.plots); a plotting failure after a finished run is
+        one line on stderr, not a lost run."""
+        from runtime.metrics import read_jsonl
+        from runtime.plots import write_curves
+
+        try:
+            path = write_curves(self.out_dir / "curves.png", read_jsonl(self.logger.path), title=self.out_dir.name)
+        except Exception as exc:  # noqa: BLE001 - the checkpoint and metrics are written; say why the plot is not
+            print(f"curves.png not written: {one_line_error(exc)}", file=sys.stderr)
+            return None
+        return str(path) if path else None
 
     def run_evaluation(self) -> Dict[str, Any]:
         assert self.evaluate is not None

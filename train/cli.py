@@ -171,10 +171,23 @@ def cmd_eval(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {**items(metrics), "device": str(device)}
     (out / "eval.json").write_text(json.dumps(record, indent=1) + "\n")
+    _eval_curves(out, args.checkpoint, metrics)
     print(task.summary(metrics), file=sys.stderr)
     print(_where("eval folder", out, base), file=sys.stderr)
     print(json.dumps(record))
     return EXIT_OK
+
+
+def _eval_curves(out: Path, checkpoint: Optional[str], metrics: Mapping[str, Any]) -> None:
+    """``curves.png`` in the eval folder: the checkpoint's run curves (its folder's metrics.jsonl, when there is
+    one) with this evaluation as stars at the run's last step."""
+    from runtime.plots import read_metrics, write_curves
+
+    records = read_metrics(Path(checkpoint).parent / "metrics.jsonl") if checkpoint else []
+    last = max((r["step"] for r in records if r.get("kind") == "train" and isinstance(r.get("step"), int)),
+               default=0)
+    source = Path(checkpoint).name if checkpoint else "no checkpoint"
+    write_curves(out / "curves.png", records, title=f"{out.name}: {source}", extra_metrics=metrics, extra_step=last)
 
 
 def export_model(checkpoint: str | Path, path: str | Path, cfg: Optional[Dict[str, Any]] = None,

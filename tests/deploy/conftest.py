@@ -12,14 +12,14 @@ from deploy_helpers import tiny_config, write_checkpoint, write_task_checkpoint
 def pytest_configure(config):
     config.addinivalue_line("markers", "cpp: builds and runs the C++ example (CMake + a C++ compiler; ~1 min)")
     config.addinivalue_line("markers", "aoti: compiles an AOTInductor package (a C++ compiler; ~1-2 min each)")
-    config.addinivalue_line("markers", "slow: a second AOTInductor compile (panoptic, ~2 min); runs with "
-                                       "OMGEN_SLOW_TESTS=1 (CI compiles one package per artifact kind: CenterNet's)")
+    config.addinivalue_line("markers", "slow: AOTInductor packages of dynamic shapes (~1-2 min each); runs with "
+                                       "OMGEN_SLOW_TESTS=1 (CI compiles one package: CenterNet's for one size)")
 
 
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("OMGEN_SLOW_TESTS") == "1":
         return
-    skip = pytest.mark.skip(reason="slow (a second AOTInductor compile): set OMGEN_SLOW_TESTS=1 to run it")
+    skip = pytest.mark.skip(reason="slow (a dynamic-shape AOTInductor compile): set OMGEN_SLOW_TESTS=1 to run it")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
@@ -70,17 +70,21 @@ def task_checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def aoti_package(task_checkpoints, tmp_path_factory):
-    """(task, variant) -> its AOTInductor package (and model.ts beside it), compiled once per session (~1-2 min)."""
+    """(task, variant[, size]) -> its AOTInductor package (and model.ts beside it), compiled once per session:
+    dynamic shapes (~1-2 min on 2 cores: Inductor simplifies symbolic index expressions) or, with ``size`` (H, W),
+    the --aoti-size package for that one shape (~30 s), which is what CI compiles."""
     made = {}
 
-    def get(task: str, variant: str) -> Path:
+    def get(task: str, variant: str, size=None) -> Path:
         if shutil.which("c++") is None and shutil.which("g++") is None:
             pytest.skip("AOTInductor needs a C++ compiler (none on PATH)")
-        if (task, variant) not in made:
+        key = (task, variant, None if size is None else tuple(size))
+        if key not in made:
             from train.deploy import export_artifacts
 
             out = tmp_path_factory.mktemp(f"aoti-{task}-{variant}") / "model"
-            made[task, variant] = export_artifacts(task_checkpoints(task, variant), out, ("ts", "aoti"))["aoti"]
-        return made[task, variant]
+            made[key] = export_artifacts(task_checkpoints(task, variant), out, ("ts", "aoti"),
+                                         aoti_size=key[2])["aoti"]
+        return made[key]
 
     return get

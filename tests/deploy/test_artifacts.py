@@ -219,12 +219,11 @@ def test_cli_export_writes_the_formats_asked_for_any_task(task_checkpoints, tmp_
 
 # ------------------------------------------------------------------------------------ AOTInductor
 @pytest.mark.aoti
-@pytest.mark.xdist_group("compiled")  # with tests/deploy/test_cpp.py: one AOTInductor compile
-@pytest.mark.parametrize("task, variant", [pytest.param("panoptic", "synthetic", marks=pytest.mark.slow),
-                                           ("detection", "base")])
+@pytest.mark.slow
+@pytest.mark.parametrize("task, variant", [("panoptic", "synthetic"), ("detection", "base")])
 def test_aoti_package_equals_the_eager_program(task, variant, task_checkpoints, aoti_package):
-    """One AOTInductor compile per OM (~1 min CenterNet, ~2 min panoptic on 2 cores; panoptic is marked slow and
-    runs with OMGEN_SLOW_TESTS=1): integer outputs equal, floats within 1e-4."""
+    """The dynamic-shape package of each OM at every size (~1 min CenterNet, ~2 min panoptic on 2 cores: slow, runs
+    with OMGEN_SLOW_TESTS=1; CI compiles the one-size package below): integer outputs equal, floats within 1e-4."""
     checkpoint = task_checkpoints(task, variant)
     path = aoti_package(task, variant)
     assert path.name == "model.aoti.pt2" and read_meta(path)["artifact"] == {"kind": "aoti", "device": "cpu"}
@@ -252,11 +251,14 @@ def test_aoti_package_equals_the_eager_program(task, variant, task_checkpoints, 
 INTEGER_AGREEMENT = {"panoptic": 1.0, "detection": 1.0}
 
 
+AOTI_SIZE = (96, 128)  # the one package CI compiles (also run by tests/deploy/test_cpp.py)
+
+
 @pytest.mark.aoti
 @pytest.mark.xdist_group("compiled")  # with tests/deploy/test_cpp.py: one AOTInductor compile
 def test_aoti_package_runs_in_a_fresh_process_without_the_project(aoti_package, tmp_path):
-    package = aoti_package("detection", "base")
-    batches = [images(128, 128, 2), images(77, 101, 1)]
+    package = aoti_package("detection", "base", AOTI_SIZE)
+    batches = [images(*AOTI_SIZE, 1), images(*AOTI_SIZE, 1) // 2]
     result = run_fresh({"aoti": str(package)}, batches, tmp_path)
     assert result["aoti"]["error"].startswith("image: expected dtype uint8 (0..255 RGB), got float32")
     reference = load(package)
@@ -265,19 +267,30 @@ def test_aoti_package_runs_in_a_fresh_process_without_the_project(aoti_package, 
 
 
 @pytest.mark.aoti
-@pytest.mark.slow
-def test_aoti_package_of_one_static_size(task_checkpoints, tmp_path):
-    """--aoti-size H W: a package compiled for one shape (faster CPU kernels) refuses every other shape in one line."""
+@pytest.mark.xdist_group("compiled")  # with tests/deploy/test_cpp.py: one AOTInductor compile
+def test_aoti_package_of_one_static_size(task_checkpoints, aoti_package):
+    """--aoti-size H W: a package compiled for one shape (faster CPU kernels, a third of the compile time) equals
+    the eager program there (integers equal, floats within 1e-4) and refuses every other shape in one line."""
     checkpoint = task_checkpoints("detection", "base")
-    path = export_artifacts(checkpoint, tmp_path / "m", ("aoti",), aoti_size=(96, 128))["aoti"]
+    path = aoti_package("detection", "base", AOTI_SIZE)
+    assert path.name == "model.aoti.pt2" and read_meta(path)["artifact"] == {"kind": "aoti", "device": "cpu"}
     assert read_meta(path)["input"]["dims"] == {"batch": [1, 1], "height": [96, 96], "width": [128, 128]}
     program = load(path)
-    x = images(96, 128, 1)
-    with torch.no_grad():
-        want = build_deployment(load_checkpoint_model(checkpoint))(x)
-    got = program(x)
-    torch.testing.assert_close(got["boxes"], want["boxes"], atol=1e-4, rtol=1e-4)
-    assert torch.equal(got["classes"], want["classes"])
+    eager = build_deployment(load_checkpoint_model(checkpoint))
+    for x in (images(96, 128, 1), torch.full((1, 3, 96, 128), 255, dtype=torch.uint8)):
+        with torch.no_grad():
+            want = eager(x)
+        got = program(x)
+        assert list(got) == list(want)
+        for name, value in want.items():
+            if value.dtype.is_floating_point:
+                torch.testing.assert_close(got[name], value, atol=1e-4, rtol=1e-4, msg=name)
+            else:
+                assert torch.equal(got[name], value), name
+    for image, message in BAD[:4]:
+        with pytest.raises(ValueError, match="^" + message.replace("[", r"\[").replace("(", r"\(")
+                           .replace(")", r"\)").replace(".", r"\.")):
+            program(image)
     with pytest.raises(ValueError, match=r"^image: height 64 in shape \[1, 3, 64, 128\] is outside this program's "
                                          r"range 96\.\.96$"):
         program(images(64, 128, 1))

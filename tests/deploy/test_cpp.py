@@ -97,7 +97,7 @@ def test_cpp_runs_the_aoti_package_of_panoptic_pixel_for_pixel(cpp_binary, aoti_
 def test_cpp_runs_centernet_ts_and_aoti_box_for_box(cpp_binary, aoti_package, tmp_path):
     import json
 
-    package = aoti_package("detection", "base")
+    package = aoti_package("detection", "base", (96, 128))  # the one-size package (test_artifacts.AOTI_SIZE)
     script = package.with_name("model.ts")
     image = synthetic_image(8, (96, 128))
     ppm = write_ppm(tmp_path / "image.ppm", image)

@@ -54,11 +54,20 @@ def _config(tmp_path, root, targets="device", workers=0) -> Path:
     return path
 
 
+def _png_size(path: Path) -> tuple:
+    import cv2
+
+    image = cv2.imread(str(path))
+    assert image is not None and image.std() > 10, path  # a picture, not a blank page
+    return image.shape[1], image.shape[0]
+
+
 def test_train_then_eval(tmp_path, data_root, capsys):
     cfg = _config(tmp_path, data_root, targets="loader", workers=1)
     out = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "trained to step 3" in text and "PQ " in text
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]
@@ -66,9 +75,13 @@ def test_train_then_eval(tmp_path, data_root, capsys):
     assert sorted(p.name for p in (out / "visuals").glob("val_000_*.png")) == [
         "val_000_center.png", "val_000_offsets.png", "val_000_overlay.png", "val_000_panel.png", "val_000_truth.png"]
 
-    assert main(["eval", str(cfg), "--out", str(out), "--checkpoint", str(out / "last.pt")]) == 0
+    assert f"metrics: {out / 'metrics.jsonl'} (curves.png at the end); TensorBoard: " in captured.err
+    assert _png_size(out / "curves.png") == (1200, 420)  # training curves, written at the end of training
+
+    assert main(["eval", str(cfg), "--out", str(out / "eval"), "--checkpoint", str(out / "last.pt")]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["images"] == 4 and metrics["pq"] == pytest.approx(records[-1]["pq"])
+    assert _png_size(out / "eval" / "curves.png") == (1200, 420)  # the run's curves and this eval
 
     with pytest.raises(SystemExit):  # export needs a checkpoint (exported in the demo test)
         main(["export", str(cfg)])

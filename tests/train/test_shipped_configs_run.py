@@ -186,8 +186,8 @@ class Case:
 
 CASES: Dict[str, Case] = {
     "cityscapes_r50.yaml": Case(cli.main, write_cityscapes,
-                                ["data.crop_size=[64,128]", "model.backbone_checkpoint=null"]),
-    "coco_r50.yaml": Case(cli.main, write_coco_panoptic, ["data.crop_size=[64,128]", "model.backbone_checkpoint=null"]),
+                                ["data.crop_size=[32,64]", "model.backbone_checkpoint=null"]),
+    "coco_r50.yaml": Case(cli.main, write_coco_panoptic, ["data.crop_size=[32,64]", "model.backbone_checkpoint=null"]),
     "synthetic_demo.yaml": Case(cli.main, write_nothing, SYNTHETIC_SMALL),
     "centernet_coco.yaml": Case(centernet.main, write_coco_instances, ["data.crop_size=[64,128]"], AP_KEYS,
                                 ("loss", "heat_loss", "size_loss", "offset_loss")),

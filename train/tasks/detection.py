@@ -62,7 +62,7 @@ class DetectionTask(Task):
     data_keys = ("crop_size", "scale_range", "flip_prob", "image_pad", "max_objects", "skip_empty")
     model_keys = ("backbone", "backbone_width", "neck_channels", "head_channels", "class_specific_size",
                   "offset_head")
-    eval_keys = ("min_score", "outputs")
+    eval_keys = ("min_score", "outputs", "visualize")
     free_keys = Task.free_keys + ("eval.outputs",)
 
     def synthetic(self, cfg):
@@ -136,8 +136,10 @@ class DetectionTask(Task):
 
     def evaluator(self, cfg, val_ds, out_dir: Path):
         from runtime.detection_eval import BoxAP
+        from train.visualize import save_detections
 
         e = dict(cfg.get("eval", {}) or {})
+        n_vis = int(e.get("visualize", 4))
         batch_size = int(e.get("batch_size", 16))
         limit = e.get("limit")
         min_score = float(e.get("min_score", 0.0))
@@ -157,6 +159,10 @@ class DetectionTask(Task):
                     break
                 gt = batch["gt"]
                 det = model.predict(to_device(batch, device))  # oracle variants read the batch's truth inputs
+                for i in range(min(len(gt), max(0, n_vis - ap.images))):
+                    save_detections(out_dir / "visuals", f"val_{ap.images + i:03d}", batch["image"][i],
+                                    det[names["boxes"]][i], det[names["scores"]][i], det[names["classes"]][i],
+                                    gt[i]["boxes"], gt[i]["classes"], val_ds.class_names)
                 ap.update(det[names["boxes"]], det[names["scores"]], det[names["classes"]],
                           [g["boxes"] for g in gt], [g["classes"] for g in gt], [g["iscrowd"] for g in gt],
                           [g["area"] for g in gt], image_sizes=[g["size"] for g in gt])

@@ -203,7 +203,8 @@ class PanopticTask(Task):
                                     offsets=(out["offsets"][i] if "offsets" in out else None),
                                     centers=out["centers_pred"][i] if "centers_pred" in out else None,
                                     center_valid=out["center_valid"][i] if "center_valid" in out else None,
-                                    label_divisor=divisor, ignore_label=ignore, num_classes=val_ds.num_classes)
+                                    label_divisor=divisor, ignore_label=ignore, num_classes=val_ds.num_classes,
+                                    class_names=val_ds.class_names, class_colors=val_ds.categories.colors)
                 seen += pred.shape[0]
             seconds = time.perf_counter() - t
             r = pq.compute()
