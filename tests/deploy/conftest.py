@@ -69,6 +69,23 @@ def task_checkpoints(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def exported_programs(task_checkpoints, tmp_path_factory):
+    """(task, variant) -> {"ts": path, "pt2": path} exported once per session (and per xdist worker: tests of one
+    pair share a worker through their xdist_group)."""
+    made = {}
+
+    def get(task: str, variant: str) -> dict:
+        if (task, variant) not in made:
+            from train.deploy import export_artifacts
+
+            out = tmp_path_factory.mktemp(f"export-{task}-{variant}") / "model.ts"
+            made[task, variant] = export_artifacts(task_checkpoints(task, variant), out, ("ts", "pt2"))
+        return made[task, variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def aoti_package(task_checkpoints, tmp_path_factory):
     """(task, variant[, size]) -> its AOTInductor package (and model.ts beside it), compiled once per session:
     dynamic shapes (~1-2 min on 2 cores: Inductor simplifies symbolic index expressions) or, with ``size`` (H, W),

@@ -47,10 +47,15 @@ def assert_equal_outputs(got: dict, want: dict, atol: float = 0.0) -> None:
 
 
 # ------------------------------------------------------------------------------------ ts and pt2, every task
-@pytest.mark.parametrize("task, variant", CASES, ids=[f"{t}-{v}" for t, v in CASES])
-def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, task_checkpoints, tmp_path):
+def exported_case(task: str, variant: str):
+    """A (task, variant) parameter whose tests share one worker, so that its programs are exported once."""
+    return pytest.param(task, variant, id=f"{task}-{variant}", marks=pytest.mark.xdist_group(f"{task}-{variant}"))
+
+
+@pytest.mark.parametrize("task, variant", [exported_case(t, v) for t, v in CASES])
+def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, task_checkpoints, exported_programs):
     checkpoint = task_checkpoints(task, variant)
-    written = export_artifacts(checkpoint, tmp_path / "model.ts", ("ts", "pt2"))
+    written = exported_programs(task, variant)
     assert set(written) == {"ts", "pt2"} and written["pt2"].name == "model.pt2"
     eager = build_deployment(load_checkpoint_model(checkpoint))
     programs = {kind: load(path) for kind, path in written.items()}
@@ -65,9 +70,9 @@ def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, task_ch
             assert_equal_outputs(program(x), want)  # CPU, same kernels: exactly equal, floats too
 
 
-@pytest.mark.parametrize("task, variant", [("panoptic", "synthetic"), ("detection", "base")])
-def test_metadata_of_every_kind(task, variant, task_checkpoints, tmp_path):
-    written = export_artifacts(task_checkpoints(task, variant), tmp_path / "m", ("ts", "pt2"))
+@pytest.mark.parametrize("task, variant", [exported_case("panoptic", "synthetic"), exported_case("detection", "base")])
+def test_metadata_of_every_kind(task, variant, exported_programs):
+    written = exported_programs(task, variant)
     ts, pt2 = read_meta(written["ts"]), read_meta(written["pt2"])
     for meta, kind in ((ts, "ts"), (pt2, "pt2")):
         assert meta["format"] == "omgen-deployment/1" and meta["task"] == task
@@ -107,12 +112,12 @@ BAD = [
 ]
 
 
-@pytest.fixture(scope="module")
-def panoptic_artifacts(task_checkpoints, tmp_path_factory):
-    return export_artifacts(task_checkpoints("panoptic", "synthetic"), tmp_path_factory.mktemp("kinds") / "m",
-                            ("ts", "pt2"))
+@pytest.fixture()
+def panoptic_artifacts(exported_programs):
+    return exported_programs("panoptic", "synthetic")
 
 
+@pytest.mark.xdist_group("panoptic-synthetic")
 @pytest.mark.parametrize("kind", ["ts", "pt2"])
 def test_every_kind_answers_a_bad_image_with_one_line(panoptic_artifacts, kind):
     program = load(panoptic_artifacts[kind])
@@ -181,8 +186,9 @@ def run_fresh(paths: dict, batches, tmp_path: Path) -> dict:
     return torch.load(tmp_path / "result.pt")
 
 
+@pytest.mark.xdist_group("panoptic-synthetic")
 def test_artifacts_run_in_a_fresh_process_without_the_project(panoptic_artifacts, tmp_path):
-    batches = [images(128, 128, 2), images(77, 101, 1)]
+    batches = [images(77, 101, 2)]
     paths = {kind: str(p) for kind, p in panoptic_artifacts.items()}
     result = run_fresh(paths, batches, tmp_path)
     reference = load(panoptic_artifacts["ts"])
@@ -194,6 +200,7 @@ def test_artifacts_run_in_a_fresh_process_without_the_project(panoptic_artifacts
     assert_equal_outputs(dict(result["raw_pt2"]), reference(batches[0]))
 
 
+@pytest.mark.xdist_group("panoptic-synthetic")
 def test_info_reads_every_kind(panoptic_artifacts, capsys):
     from train.cli import main
 
