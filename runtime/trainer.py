@@ -329,7 +329,7 @@ class Trainer:
             self.logger.reset()
         self.model.train()
         start = self.step
-        if self.dist.is_main:
+        if self.dist.is_main and s.progress:  # beside the progress bar; quiet runs keep stderr for errors
             print(self.logger.where(s.tensorboard), file=sys.stderr)
         progress = None
         if s.progress and self.dist.is_main:

@@ -140,6 +140,9 @@ class DetectionTask(Task):
 
         e = dict(cfg.get("eval", {}) or {})
         n_vis = int(e.get("visualize", 4))
+        source = getattr(val_ds, "dataset", val_ds)  # a torch Subset (eval.limit of some callers) holds the dataset
+        class_names = (tuple(getattr(source, "class_names", ()))
+                       or tuple(f"class {c}" for c in range(val_ds.num_classes)))
         batch_size = int(e.get("batch_size", 16))
         limit = e.get("limit")
         min_score = float(e.get("min_score", 0.0))
@@ -162,7 +165,7 @@ class DetectionTask(Task):
                 for i in range(min(len(gt), max(0, n_vis - ap.images))):
                     save_detections(out_dir / "visuals", f"val_{ap.images + i:03d}", batch["image"][i],
                                     det[names["boxes"]][i], det[names["scores"]][i], det[names["classes"]][i],
-                                    gt[i]["boxes"], gt[i]["classes"], val_ds.class_names)
+                                    gt[i]["boxes"], gt[i]["classes"], class_names)
                 ap.update(det[names["boxes"]], det[names["scores"]], det[names["classes"]],
                           [g["boxes"] for g in gt], [g["classes"] for g in gt], [g["iscrowd"] for g in gt],
                           [g["area"] for g in gt], image_sizes=[g["size"] for g in gt])

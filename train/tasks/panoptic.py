@@ -204,7 +204,8 @@ class PanopticTask(Task):
                                     centers=out["centers_pred"][i] if "centers_pred" in out else None,
                                     center_valid=out["center_valid"][i] if "center_valid" in out else None,
                                     label_divisor=divisor, ignore_label=ignore, num_classes=val_ds.num_classes,
-                                    class_names=val_ds.class_names, class_colors=val_ds.categories.colors)
+                                    class_names=getattr(val_ds, "class_names", None),
+                                    class_colors=getattr(getattr(val_ds, "categories", None), "colors", None))
                 seen += pred.shape[0]
             seconds = time.perf_counter() - t
             r = pq.compute()
