@@ -68,8 +68,10 @@ def curve_series(records: Sequence[Mapping[str, Any]]) -> Tuple[Series, Series]:
     return losses, metrics
 
 
-def _label(text: str, limit: int = 40) -> str:
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+def plain_label(text: str, limit: int = 40) -> str:
+    """A name (a loss term, a dataset's class) on one line of a figure: control characters go, long names are cut.
+    Every text is drawn with ``parse_math=False``, so a stranger's ``$...$`` is not read as math."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
@@ -92,7 +94,7 @@ def write_curves(path: str | Path, records: Sequence[Mapping[str, Any]], *, titl
     ax_loss, ax_metric = fig.subplots(1, 2)
     for name in sorted(losses, key=lambda n: (n != "loss", n)):
         steps, values = zip(*losses[name])
-        ax_loss.plot(steps, values, label=_label(name), linewidth=2.2 if name == "loss" else 1.2,
+        ax_loss.plot(steps, values, label=plain_label(name), linewidth=2.2 if name == "loss" else 1.2,
                      marker="o" if len(steps) == 1 else None)
     if losses and all(v > 0 for s in losses.values() for _, v in s):
         ax_loss.set_yscale("log")
@@ -100,10 +102,10 @@ def write_curves(path: str | Path, records: Sequence[Mapping[str, Any]], *, titl
     ax_loss.set_xlabel("step")
     for name in sorted(metrics):
         steps, values = zip(*metrics[name])
-        ax_metric.plot(steps, values, marker="o", label=_label(name))
+        ax_metric.plot(steps, values, marker="o", label=plain_label(name))
     for name in sorted(extra):
         ax_metric.plot([extra_step or 0], [extra[name]], marker="*", markersize=14, linestyle="none",
-                       label=_label(f"{name} (this eval)"))
+                       label=plain_label(f"{name} (this eval)"))
     ax_metric.set_title("evaluation", parse_math=False)
     ax_metric.set_xlabel("step")
     for ax in (ax_loss, ax_metric):
@@ -116,7 +118,7 @@ def write_curves(path: str | Path, records: Sequence[Mapping[str, Any]], *, titl
             ax.text(0.5, 0.5, "no evaluation yet", ha="center", va="center", transform=ax.transAxes,
                     color="gray")
     if title:
-        fig.suptitle(_label(title, 120), parse_math=False)
+        fig.suptitle(plain_label(title, 120), parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path)
 

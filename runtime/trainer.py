@@ -408,11 +408,10 @@ class Trainer:
     def write_curves(self) -> Optional[str]:
         """``curves.png`` from the run's metrics.jsonl (runtime.plots); a plotting failure after a finished run is
         one line on stderr, not a lost run."""
-        from runtime.metrics import read_jsonl
-        from runtime.plots import write_curves
+        from runtime.plots import read_metrics, write_curves
 
         try:
-            path = write_curves(self.out_dir / "curves.png", read_jsonl(self.logger.path), title=self.out_dir.name)
+            path = write_curves(self.out_dir / "curves.png", read_metrics(self.logger.path), title=self.out_dir.name)
         except Exception as exc:  # noqa: BLE001 - the checkpoint and metrics are written; say why the plot is not
             print(f"curves.png not written: {one_line_error(exc)}", file=sys.stderr)
             return None

@@ -37,9 +37,7 @@ def panoptic_colors(ids: np.ndarray, label_divisor: int = 1000, ignore_label: in
     ins = ids % label_divisor
     n_cls = num_classes or int(max(cls[cls != ignore_label].max(initial=0) + 1, 1))
     if palette is None:
-        hues = (np.arange(n_cls) * 180 // max(n_cls, 1)).astype(np.uint8)
-        hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 220)], -1)[None]
-        palette = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+        palette = _hue_palette(n_cls)
     out = np.zeros(ids.shape + (3,), np.uint8)
     valid = (cls >= 0) & (cls < n_cls) & (cls != ignore_label)
     base = palette[np.clip(cls, 0, n_cls - 1)].astype(np.int32)
@@ -117,13 +115,6 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 LegendEntry = Tuple[str, Tuple[int, int, int]]
 
 
-def _mpl_text(text: str, limit: int = 40) -> str:
-    """A dataset's class name on one line of a figure: control characters go, long names are cut (the texts are
-    drawn with ``parse_math=False``: a stranger's ``$...$`` is not read as math)."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
-
 def dataset_palette(colors: Optional[Sequence[Sequence[int]]]) -> Optional[np.ndarray]:
     """The dataset's class colours (train-id order) as a palette, or None when it has none (COCO files without a
     ``color``: all black), so that the hue palette is used instead."""
@@ -164,7 +155,7 @@ def write_figure(path: str | Path, tiles: Sequence[Tuple[str, np.ndarray]], lege
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from runtime.plots import save_figure
+    from runtime.plots import plain_label, save_figure
 
     h, w = tiles[0][1].shape[:2]
     tile_w = tile_inches * w / max(h, 1)
@@ -181,7 +172,7 @@ def write_figure(path: str | Path, tiles: Sequence[Tuple[str, np.ndarray]], lege
     for k, (name, rgb) in enumerate(tiles):
         ax = fig.add_subplot(grid[k // cols, k % cols])
         ax.imshow(rgb, interpolation="nearest")
-        ax.set_title(_mpl_text(name, 60), fontsize=11, parse_math=False)
+        ax.set_title(plain_label(name, 60), fontsize=11, parse_math=False)
         ax.set_xticks([])
         ax.set_yticks([])
         if markers and k in markers and len(markers[k]):
@@ -199,9 +190,9 @@ def write_figure(path: str | Path, tiles: Sequence[Tuple[str, np.ndarray]], lege
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
     if title:
-        fig.suptitle(_mpl_text(title, 120), fontsize=12, parse_math=False)
+        fig.suptitle(plain_label(title, 120), fontsize=12, parse_math=False)
     if legend:
-        handles = [Patch(facecolor=np.asarray(rgb) / 255.0, edgecolor="black", label=_mpl_text(name))
+        handles = [Patch(facecolor=np.asarray(rgb) / 255.0, edgecolor="black", label=plain_label(name))
                    for name, rgb in legend]
         shown = fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False,
                            fontsize=10, handlelength=1.6, handleheight=1.2)
@@ -227,7 +218,6 @@ def save_sample(out_dir: str | Path, name: str, image, panoptic_pred, panoptic_t
     if palette is None or len(palette) < n_cls:
         palette = _hue_palette(n_cls)
     names = list(class_names) if class_names else [f"class {c}" for c in range(n_cls)]
-    kept = np.ones(0, bool)
     if centers is not None:
         pts = _np(centers).reshape(-1, 2)
         kept = np.ones(len(pts), bool) if center_valid is None else _np(center_valid).reshape(-1).astype(bool)
