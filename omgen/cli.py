@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SpecErrors
+from .format import FormatError
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = EXIT_SPEC
         except BrokenPipeError:
             return status
+        except FormatError as exc:  # the formatter missing or of another version: the message says what to install
+            print(f"{spec}: error: {exc}", file=sys.stderr)
+            status = EXIT_SPEC
         except (OSError, RecursionError, MemoryError) as exc:  # a limit or a file the checks did not foresee: still one line
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             print(f"{spec}: error: {reason}", file=sys.stderr)

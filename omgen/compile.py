@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .analyse import TermGraph, analyse, check_functions
 from .emit import emit_module
+from .format import format_module
 from .literals import comment_text, pyrepr
 from .output import OutputProblem, locked, read_existing, recover, refuse_symlinks, write_file, write_package
 from .errors import Diagnostic, ErrorCollector, Location, SpecErrors, did_you_mean
@@ -113,7 +114,10 @@ def compile_spec(spec_path: str | Path, *, variants: Sequence[str] = (), mixins:
         raise SpecErrors(errors)
     warnings = _dead_terms(graphs)
     package = output_dir(spec_path, out) / spec.om
-    files = [GeneratedFile(package / f"{g.om.variant.module_name}.py", emit_module(g, overrides_text)) for g in graphs]
+    files = []
+    for g in graphs:
+        path = package / f"{g.om.variant.module_name}.py"
+        files.append(GeneratedFile(path, format_module(emit_module(g, overrides_text), path.name)))
     files.append(GeneratedFile(package / "__init__.py", _package_init(spec)))
     files.append(GeneratedFile(package.parent / "__init__.py", f'{GENERATED_MARK}: package of generated OMs.\n'))
     _check_inert(spec, files)
@@ -157,10 +161,11 @@ def _package_init(spec: Spec) -> str:
     variants = ", ".join(pyrepr(v.name) for v in spec.variants) + ("," if len(spec.variants) == 1 else "")
     modules = ", ".join(f"{pyrepr(v.name)}: {pyrepr(v.module_name)}" for v in spec.variants)
     path = comment_text(spec.path)
-    return (f"{GENERATED_MARK} from {path}. Do not edit: change the spec, then run `omgen compile {path}`.\n"
-            f'"""Generated variants of the {spec.om} OM."""\n'
-            f"VARIANTS = ({variants})\n"
-            f"MODULES = {{{modules}}}\n")
+    source = (f"{GENERATED_MARK} from {path}.\n# Do not edit: change the spec, then run `omgen compile {path}`.\n"
+              f'"""Generated variants of the {spec.om} OM."""\n'
+              f"VARIANTS = ({variants})\n"
+              f"MODULES = {{{modules}}}\n")
+    return format_module(source, "__init__.py")
 
 
 def _is_ours(path: Path) -> bool:

@@ -16,7 +16,7 @@ import jinja2
 
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
-from .literals import comment_text, docstring, pyrepr as _pyrepr
+from .literals import LINE, comment_lines, comment_text, docstring, pyrepr as _pyrepr
 from .names import IMPORT_BLOCK
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
@@ -67,6 +67,7 @@ def _template() -> jinja2.Template:
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["pyrepr"] = _pyrepr
     env.filters["comment"] = comment_text
+    env.filters["comment_block"] = lambda text: "\n".join(comment_lines(text, "# "))
     env.filters["docstring"] = docstring
     return env.get_template("module.py.jinja2")
 
@@ -120,7 +121,8 @@ def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -
     source = render_def(info.definition.code, info.method, params, term.term.type, config=frozenset(info.config),
                         super_call=super_call, method=True, docstring=info.definition.doc if info.method == term.name else "",
                         indent=4)
-    return "\n".join("    # " + comment_text(line) if line else "    #" for line in comments) + "\n" + source.rstrip("\n")
+    lines = [wrapped for line in comments for wrapped in comment_lines(line, "    # ")]
+    return "\n".join(lines) + "\n" + source.rstrip("\n")
 
 
 def _provenance_lines(term: AnalysedTerm, info: DefinitionInfo) -> list[str]:
@@ -185,7 +187,6 @@ def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
 
 
 CHECK_INDENT = 8  # the checks open an entrypoint's forward()
-LINE = 100
 
 
 def _labelled_check(decl: InputDecl, expected: str, sizes: str, symbols: str) -> str:

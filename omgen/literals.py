@@ -8,6 +8,9 @@ Names never pass here: they are checked against a full-match grammar.
 from __future__ import annotations
 
 import math
+import textwrap
+
+LINE = 100  # the column a generated module stays within (format.py lays out the code)
 
 
 def pyrepr(value: object) -> str:
@@ -42,14 +45,34 @@ def comment_text(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def comment_lines(text: str, prefix: str, width: int = LINE) -> list[str]:
+    """`text` as `prefix`-led comment lines of at most `width` columns (continuations indented two more; a
+    word longer than a line stays whole)."""
+    safe = comment_text(text)
+    pieces = textwrap.wrap(safe, max(width - len(prefix), 20), subsequent_indent="  ", break_long_words=False,
+                           break_on_hyphens=False) if safe.strip() else [""]
+    return [(prefix + piece).rstrip() for piece in pieces]
 
 
-def docstring(text: str, indent: str = "") -> str:
-    """A docstring literal of `text`: triple-quoted when it is plain printable text, else a repr()-built literal."""
+def docstring(text: str, indent: str = "", width: int = LINE) -> str:
+    """A docstring literal of `text`: triple-quoted when it is plain printable text, else a repr()-built literal.
+    Lines longer than `width` (counted from the column of `indent`) are wrapped at spaces."""
     lines = [line.rstrip() for line in text.strip().splitlines()]
     joined = "\n".join(lines)
-    if all(line.isprintable() for line in lines) and "\\" not in joined and '"""' not in joined \
-            and not joined.endswith('"'):
-        closing = "\n" + indent + '"""' if len(lines) > 1 else '"""'  # PEP 257: a multi-line docstring closes alone
-        return '"""' + ("\n" + indent).join(lines).replace("\n" + indent + "\n", "\n\n") + closing
-    return py_string("\n".join(lines))
+    if not (all(line.isprintable() for line in lines) and "\\" not in joined and '"""' not in joined
+            and not joined.endswith('"')):
+        return py_string(joined)
+    room = width - len(indent)
+    if len(lines) > 1 or len(joined) > room - 6:  # one line holds both quotes; the first of several, one
+        wrapped = [piece for line in lines for piece in _wrap(line, room - 3)]
+        lines = wrapped if len(wrapped) > 1 else _wrap(lines[0], room - 6)
+    closing = "\n" + indent + '"""' if len(lines) > 1 else '"""'  # PEP 257: a multi-line docstring closes alone
+    return '"""' + ("\n" + indent).join(lines).replace("\n" + indent + "\n", "\n\n") + closing
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    if len(line) <= width:
+        return [line]
+    lead = line[:len(line) - len(line.lstrip())]
+    return textwrap.wrap(line, max(width, 20), initial_indent=lead, subsequent_indent=lead, break_long_words=False,
+                         break_on_hyphens=False) or [line]

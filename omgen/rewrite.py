@@ -11,7 +11,7 @@ import textwrap
 import libcst as cst
 
 from .bodies import BodyNames, read_body
-from .literals import docstring
+from .literals import LINE, docstring
 from .model import Code
 
 
@@ -42,7 +42,7 @@ def render_def(code: Code, name: str, params: tuple[tuple[str, str], ...], retur
                super_call: str | None = None, method: bool, docstring: str = "", indent: int = 0) -> str:
     """Source of `def name(params) -> returns:` with the body (rewritten when it reads config or super()).
 
-    A body with nothing to rewrite is kept exactly as written in the spec.
+    A body with nothing to rewrite is kept as written in the spec (format.py lays the module out after).
     """
     names = read_body(code)
     body = code.source
@@ -52,10 +52,11 @@ def render_def(code: Code, name: str, params: tuple[tuple[str, str], ...], retur
     signature = ", ".join((["self"] if method else []) + [f"{p}: {t}" for p, t in params])
     header = f"def {name}({signature}) -> {returns}:\n"
     if docstring:
-        header += f"    {_docstring_literal(docstring)}\n"
+        header += f"    {_docstring_literal(docstring, indent)}\n"
     source = header + textwrap.indent(body, "    ", lambda line: bool(line.strip()))
     return textwrap.indent(source, " " * indent, lambda line: bool(line.strip()))
 
 
-def _docstring_literal(text: str) -> str:
-    return docstring(" ".join(text.split()))
+def _docstring_literal(text: str, indent: int) -> str:
+    """One paragraph at the body's column (`indent` + 4), wrapped within the line."""
+    return docstring(" ".join(text.split()), "    ", LINE - indent)

@@ -23,6 +23,7 @@ from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_mean, all_reduce_sum, barrier, cleanup, setup
 from .metrics import MetricsLogger
 from .model import OMModel, TargetsCollate
+from .progress import bar
 
 __all__ = ["TrainSettings", "Trainer", "NonFiniteLoss", "EpochBatchSampler", "seed_everything", "one_line_error",
            "to_device"]
@@ -333,10 +334,8 @@ class Trainer:
             print(self.logger.where(s.tensorboard), file=sys.stderr)
         progress = None
         if s.progress and self.dist.is_main:
-            from tqdm import tqdm
-
-            progress = tqdm(total=s.steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
-                            mininterval=1.0)
+            progress = bar(what="train", unit="step", total=s.steps, initial=start, enabled=True,
+                           leave=True)
         history: List[Dict[str, float]] = []
         window: Dict[str, float] = {}
         count = 0

@@ -39,6 +39,15 @@ def test_generated_is_fresh(compiled):
             pytest.fail(f"{generated.path} is stale; run `omgen compile {compiled.spec.path}`\n{diff[:3000]}")
 
 
+def test_generated_lines_fit_the_line(compiled):
+    """Every generated line within LINE columns (ruff lays out the code, the emitter wraps text)."""
+    from omgen.literals import LINE
+
+    long = [f"{g.path.name}:{i}: {len(line)} columns" for g in compiled.files
+            for i, line in enumerate(g.source.splitlines(), 1) if len(line) > LINE]
+    assert not long, long[:10]
+
+
 # Shape names a spec defines in words (pose.yaml: "J2 = 2 J channels"); the generated module cannot know them.
 DERIVED_SIZES = {"J2": lambda config: 2 * int(config["num_joints"])}
 

@@ -33,7 +33,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 import torch
-from torch import Tensor
 
 from train.data.panoptic import DatasetError, PanopticDataset, read_image, read_json
 

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from runtime.progress import bar
 from train.data.keypoints import COCO_JOINTS, COCO_SKELETON
 
 __all__ = ["render", "write_split", "write_dataset", "STRIDE"]
@@ -139,7 +140,7 @@ def write_split(root: Path, split: str, count: int, size: Tuple[int, int], seed:
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for i in range(count):
+    for i in bar(range(count), f"generating {split}", "image"):
         rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
         image, anns = render(rng, size[0], size[1])
         name = f"{i:06d}.png"

@@ -48,6 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from runtime.progress import bar
 from train.data.panoptic import id2rgb
 
 CATEGORIES: list[dict[str, Any]] = [
@@ -302,7 +303,7 @@ def write_split(
     img_dir.mkdir(parents=True, exist_ok=True)
     pan_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for i in range(count):
+    for i in bar(range(count), f"generating {split}", "image"):
         scene = render_indexed(seed, split, i, cfg)
         stem = f"{i:06d}"
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []

@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -239,14 +239,6 @@ def fresh_dir(path: str | Path, *, reuse: bool = False) -> Path:
     while not free(path.with_name(f"{path.name}-{i}")):
         i += 1
     return path.with_name(f"{path.name}-{i}")
-
-
-def eval_progress(loader, what: str):
-    """``loader`` behind a tqdm bar on stderr (``what``: the task's evaluation) when stderr is a terminal; as it is
-    in logs and tests (tqdm's ``disable=None``)."""
-    from tqdm import tqdm
-
-    return tqdm(loader, desc=what, unit="batch", disable=None, mininterval=1.0, leave=False, dynamic_ncols=True)
 
 
 def items(metrics: Mapping[str, Any], digits: int = 3) -> Dict[str, Any]:

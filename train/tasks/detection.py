@@ -18,9 +18,10 @@ from runtime import checkpoint as ckpt
 from runtime.config import ConfigError
 from runtime.model import OMModel
 from runtime.om import OM
+from runtime.progress import bar
 from runtime.trainer import to_device
 
-from .base import DeploySpec, Task, data_root, eval_progress
+from .base import DeploySpec, Task, data_root
 
 __all__ = ["DetectionTask", "make_collate", "collate_with_grid", "DEFAULT_OUTPUTS"]
 
@@ -157,7 +158,7 @@ class DetectionTask(Task):
             ap = BoxAP(val_ds.num_classes, min_score=min_score, max_dets=top_k)
             loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
             t = time.perf_counter()
-            for batch in eval_progress(loader, "eval (box AP)"):
+            for batch in bar(loader, "eval (box AP)", "batch"):
                 if limit is not None and ap.images >= int(limit):
                     break
                 gt = batch["gt"]

@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from runtime.config import ConfigError
 from runtime.model import OMModel
 from runtime.om import OM
+from runtime.progress import bar
 from runtime.trainer import to_device
 
-from .base import DeploySpec, Task, data_root, ensure_generated, eval_progress
+from .base import DeploySpec, Task, data_root, ensure_generated
 
 __all__ = ["PanopticTask", "PanopticNetwork", "build_network", "ensure_synthetic", "pad_collate", "train_collate"]
 
@@ -181,7 +182,7 @@ class PanopticTask(Task):
             t = time.perf_counter()
             seen = 0
             vis_dir = out_dir / "visuals"
-            for batch in eval_progress(loader, "eval (PQ)"):
+            for batch in bar(loader, "eval (PQ)", "batch"):
                 if limit is not None and seen >= int(limit):
                     break
                 batch = to_device(batch, device)

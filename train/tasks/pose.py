@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from runtime.config import ConfigError
 from runtime.model import OMModel
+from runtime.progress import bar
 from runtime.trainer import to_device
 
-from .base import DeploySpec, Task, data_root, ensure_generated, eval_progress
+from .base import DeploySpec, Task, data_root, ensure_generated
 from .detection import collate_with_grid
 
 __all__ = ["PoseTask", "PoseNet", "KeypointAP", "draw_poses"]
@@ -223,7 +224,7 @@ class PoseTask(Task):
             ap = KeypointAP(min_score)
             loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
             t = time.perf_counter()
-            for batch in eval_progress(loader, "eval (keypoint AP)"):
+            for batch in bar(loader, "eval (keypoint AP)", "batch"):
                 if limit is not None and ap.images >= int(limit):
                     break
                 out = model.predict(to_device(batch, device))  # oracle variants read the batch's truth inputs
