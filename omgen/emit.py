@@ -16,7 +16,7 @@ import jinja2
 
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
-from .literals import LINE, comment_lines, comment_text, docstring, pyrepr as _pyrepr
+from .literals import comment_lines, comment_text, docstring, pyrepr as _pyrepr
 from .names import IMPORT_BLOCK
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
@@ -186,26 +186,10 @@ def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
     return _labelled_check(decl, _pyrepr(expected), f"[{', '.join(size_items)}]", f"[{', '.join(symbol_items)}]")
 
 
-CHECK_INDENT = 8  # the checks open an entrypoint's forward()
-
-
 def _labelled_check(decl: InputDecl, expected: str, sizes: str, symbols: str) -> str:
-    """One _check_input call with labelled arguments, filled into lines of at most LINE columns (the
-    template indents the first line by CHECK_INDENT; continuation lines align under the first argument)."""
-    head = f"_check_input({_pyrepr(decl.name)}, {decl.name}, "
-    args = [f"expected={expected}", f"sizes={sizes}", f"symbols={symbols}", "dims=_dims",
-            f"dtype={_pyrepr(decl.dtype)}"]
-    pad = CHECK_INDENT + len("_check_input(")
-    lines, line = [], head
-    for i, arg in enumerate(args):
-        piece = arg + (")" if i == len(args) - 1 else ",")
-        start = CHECK_INDENT if not lines else 0
-        if line.strip() and line != head and start + len(line) + len(piece) > LINE:
-            lines.append(line.rstrip())
-            line = " " * pad
-        line += piece + " "
-    lines.append(line.rstrip())
-    return "\n".join(lines)
+    """One _check_input call with labelled arguments (format.py wraps it within the line)."""
+    return (f"_check_input({_pyrepr(decl.name)}, {decl.name}, expected={expected}, sizes={sizes}, "
+            f"symbols={symbols}, dims=_dims, dtype={_pyrepr(decl.dtype)})")
 
 
 def _session_view(graph: TermGraph) -> dict:
