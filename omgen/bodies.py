@@ -73,7 +73,7 @@ def _read(code: Code, params: tuple[str, ...]) -> BodyNames:
         message = re.sub(r"^(parser error: )?error at \d+:\d+: ", "", message)
         raise SpecErrors.single(code.location_of(line, col), f"syntax error in body: {message}") from None
     function = module.body[0]
-    visitor = _NameVisitor()
+    visitor = NameVisitor()
     function.body.visit(visitor)  # type: ignore[union-attr]
     bound = set(params) | {n.value for n in visitor.stores}
     free = tuple(n for n in visitor.loads if n.value not in bound)
@@ -89,7 +89,7 @@ def _positions(body: BodyNames):
     return meta.MetadataWrapper(body.module, unsafe_skip_copy=True).resolve(meta.PositionProvider)
 
 
-class _NameVisitor(cst.CSTVisitor):
+class NameVisitor(cst.CSTVisitor):
     """Python's function-scope rule: a name bound anywhere in the body is local everywhere in it."""
 
     def __init__(self) -> None:

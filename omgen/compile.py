@@ -92,7 +92,7 @@ def build_graph(spec: Spec, variant: VariantDecl, overrides: Mapping[str, tuple[
 
 
 def output_dir(spec_path: str | Path, out: str | Path | None) -> Path:
-    from .load_yaml import project_root
+    from .paths import project_root
 
     return Path(out) if out is not None else project_root(Path(spec_path)) / "generated"
 

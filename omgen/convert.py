@@ -25,7 +25,7 @@ from .literals import py_string as literal_string
 from .parts import split_parts
 from .bodies import read_body
 from .errors import Location, SpecErrors
-from .load_yaml import project_root
+from .paths import project_root
 from .model import Block, Code, Spec, TermDef
 
 LINE = 110

@@ -1,156 +1,80 @@
-"""YAML frontend: spec file → `Spec`, keeping file:line of every item.
+"""YAML frontend: spec file -> `Spec`, keeping file:line of every item.
 
-PyYAML's composed node tree gives positions; values are built from it here
-so that unknown keys, wrong value types and duplicate names are reported at
-their line, all of them at once.
+PyYAML's composed node tree gives positions; it is turned into the raw tree
+of omgen.sections (mappings, lists and scalars with their Location), whose
+rules both frontends share. What is YAML's own is read here: includes, the
+`functions`, `blocks` and `mixins` sections and the text of bodies.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
-import keyword
-import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from . import limits
-from .names import MODULE_MEMBERS, RESERVED
-from .errors import ErrorCollector, Location, SpecErrors, did_you_mean
-from .model import (TermPart, Allowance, Block, Code, ConfigDecl, EntrypointDecl, FunctionDecl, InputDecl, Spec, TermDef,
-                    VariantDecl)
-from .shapes import ShapeSyntaxError, normalise_dim
-from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
+from .errors import ErrorCollector, Location, SpecErrors
+from .model import Allowance, Block, Code, ConfigDecl, FunctionDecl, InputDecl, Spec, TermDef
+from .paths import display_path, project_root
+from .sections import IDENTIFIER, LIST, MAP, MIXIN_NAME, SCALAR, Raw, Sections
 
 TOP_KEYS = ("om", "doc", "include", "allow", "config", "inputs", "functions", "blocks", "compose", "mixins",
             "variants", "entrypoints")
-CONFIG_KEYS = ("type", "default", "doc")
-INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 FUNCTION_KEYS = ("args", "returns", "doc", "body", "expr")
 BLOCK_KEYS = ("doc", "bases", "terms")
 TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe", "outputs")
-PART_KEYS = ("type", "shape", "math", "doc", "probe")
-VARIANT_KEYS = ("mixins", "config", "doc")
-ENTRYPOINT_KEYS = ("outputs", "doc")
-DTYPES = ("float", "long", "int", "bool", "uint8", "any")
-ROLES = ("prediction", "truth", "other")
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # used with match(): \Z, not $, which admits a final newline
-MIXIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 20x faster, same nodes
+_SCALARS = yaml.SafeLoader("")  # constructs one scalar node's value (int, float, bool, null, str)
 
 
-class _Reader:
-    """Builds model objects from one file's node tree, collecting errors."""
+class _File:
+    """One spec file: its raw tree, and the rules applied to it (errors collected)."""
 
     def __init__(self, path: Path, display: str, errors: ErrorCollector, lines: list[str], digest: str):
-        self.lines = lines
+        self.path, self.display, self.errors, self.lines = path, display, errors, lines
         self.digest = digest  # sha256 of the bytes that were read
-        self.path = path
-        self.display = display
-        self.errors = errors
-        self._constructor = yaml.SafeLoader("")
+        self.sections = Sections(errors, display)
+        self.top: dict[str, tuple[Raw, Raw]] = {}
 
-    def loc(self, node: yaml.Node) -> Location:
-        return Location(self.display, node.start_mark.line + 1, node.start_mark.column + 1)
+    def raw(self, node: yaml.Node) -> Raw:
+        """The raw tree of a node (nesting is bounded by compose_yaml before this recursion)."""
+        location = Location(self.display, node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            pairs = tuple((self.raw(key), self.raw(value)) for key, value in node.value)
+            return Raw(MAP, pairs, location, flow=bool(node.flow_style))
+        if isinstance(node, yaml.SequenceNode):
+            return Raw(LIST, tuple(self.raw(item) for item in node.value), location)
+        value = _SCALARS.construct_object(node, deep=True)
+        return Raw(SCALAR, value, location, text_origin=self._text_origin(node) if isinstance(value, str) else None)
 
-    def value(self, node: yaml.Node) -> Any:
-        return self._constructor.construct_object(node, deep=True)
-
-    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None = None) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """Key → (key node, value node); reports duplicates and unknown keys."""
-        if not isinstance(node, yaml.MappingNode):
-            self.errors.error(self.loc(node), f"{what} must be a mapping")
-            return {}
-        result: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = self.value(key_node)
-            if not isinstance(key, str):
-                self.errors.error(self.loc(key_node), f"keys of {what} must be strings, got {key!r}")
-                continue
-            if key in result:
-                self.errors.error(self.loc(key_node), f"duplicate key '{key}' in {what}",
-                                  f"first at line {result[key][0].start_mark.line + 1}")
-                continue
-            if allowed is not None and key not in allowed:
-                hint = did_you_mean(key, allowed) or f"expected one of: {', '.join(allowed)}"
-                if not IDENTIFIER.match(key) and isinstance(node, yaml.MappingNode) and node.flow_style:
-                    hint = "a comma ends a value inside {...}: quote the expression, e.g. {expr: 'f(a, b)'}"
-                self.errors.error(self.loc(key_node), f"unknown key '{key}' in {what}", hint)
-                continue
-            result[key] = (key_node, value_node)
-        return result
-
-    def string(self, node: yaml.Node | None, what: str, default: str = "") -> str:
-        if node is None:
-            return default
-        value = self.value(node)
-        if value is None:
-            return default
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            self.errors.error(self.loc(node), f"{what} must be a string, got {type(value).__name__}")
-            return default
-        if what == "doc":  # the Python frontend's docstring rule (inspect.cleandoc), so both read a doc alike
-            return inspect.cleandoc(str(value))
-        return str(value)
-
-    def name_list(self, node: yaml.Node | None, what: str, pattern: re.Pattern = IDENTIFIER) -> tuple[str, ...]:
-        if node is None:
-            return ()
-        if not isinstance(node, yaml.SequenceNode):
-            self.errors.error(self.loc(node), f"{what} must be a list of names")
-            return ()
-        names = []
-        for item in node.value:
-            value = self.value(item)
-            if not isinstance(value, str) or not pattern.match(value):
-                self.errors.error(self.loc(item), f"{what}: '{value}' is not a valid name")
-                continue
-            if value in names:
-                self.errors.error(self.loc(item), f"{what}: '{value}' is listed twice")
-                continue
-            names.append(value)
-        return tuple(names)
-
-    def type_string(self, node: yaml.Node, what: str) -> str | None:
-        try:
-            return normalise_type(self.string(node, what))
-        except TypeSyntaxError as exc:
-            self.errors.error(self.loc(node), f"{what}: {exc}")
-            return None
-
-    def shape(self, node: yaml.Node | None, what: str) -> tuple[str | int, ...] | None:
-        if node is None:
-            return None
-        if not isinstance(node, yaml.SequenceNode):
-            self.errors.error(self.loc(node), f"{what} must be a list such as [N, 1, H, W]")
-            return None
-        dims: list[str | int] = []
-        for item in node.value:
-            try:
-                dims.append(normalise_dim(self.value(item)))
-            except ShapeSyntaxError as exc:
-                self.errors.error(self.loc(item), f"{what}: {exc}")
-        return tuple(dims)
-
-    def code(self, key: str, node: yaml.Node) -> Code | None:
-        """An `expr` or `body` value as a function body with its spec origin."""
-        if not isinstance(node, yaml.ScalarNode) or not isinstance(self.value(node), (str, int, float)):
-            self.errors.error(self.loc(node), f"'{key}' must be Python source text")
-            return None
-        text = str(self.value(node))
+    def _text_origin(self, node: yaml.ScalarNode) -> tuple[Location, int]:
+        """Where a text's first character is, and the indent of a block scalar's lines."""
         if node.style in ("|", ">"):
-            origin = Location(self.display, node.start_mark.line + 2, 0)
             content = node.start_mark.line + 1
             line = self.lines[content] if content < len(self.lines) else ""
-            indent = len(line) - len(line.lstrip(" "))
-        else:
-            origin = Location(self.display, node.start_mark.line + 1, node.start_mark.column + 1 + (1 if node.style in ("'", '"') else 0))
-            indent = 0
+            return Location(self.display, node.start_mark.line + 2, 0), len(line) - len(line.lstrip(" "))
+        quote = 1 if node.style in ("'", '"') else 0
+        return Location(self.display, node.start_mark.line + 1, node.start_mark.column + 1 + quote), 0
+
+    def code(self, key: str, raw: Raw) -> Code | None:
+        """An `expr` or `body` value as a function body with its spec origin."""
+        if raw.kind != SCALAR or not isinstance(raw.value, (str, int, float)) or isinstance(raw.value, bool):
+            self.errors.error(raw.location, f"'{key}' must be Python source text")
+            return None
+        text = str(raw.value)
+        origin, indent = raw.text_origin or (raw.location, 0)
         if key == "expr":
             return Code.from_expr(text, origin, column_offset=indent)
         return Code(text if text.endswith("\n") else text + "\n", origin, column_offset=indent)
+
+    def section(self, key: str) -> dict[str, tuple[Raw, Raw]]:
+        if key not in self.top or self.top[key][1].is_null():
+            return {}
+        return self.sections.mapping(self.top[key][1], f"'{key}'")
+
+    def get(self, key: str) -> Raw | None:
+        return self.top[key][1] if key in self.top else None
 
 
 def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
@@ -158,41 +82,25 @@ def load_spec(path: str | Path, display_root: Path | None = None) -> Spec:
     path = Path(path)
     root = display_root or project_root(path)
     errors = ErrorCollector()
-    parts: list[tuple[_Reader, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
-    _read_with_includes(path.resolve(), root, errors, parts, stack=())
+    files: list[_File] = []
+    _read_with_includes(path.resolve(), root, errors, files, stack=())
     errors.raise_if_any()
-    return _build_spec(parts, errors, root)
+    return _build_spec(files, errors, root)
 
 
-def project_root(path: Path) -> Path:
-    """The nearest folder above `path` holding pyproject.toml (else the current folder)."""
-    for parent in path.resolve().parents:
-        if (parent / "pyproject.toml").exists():
-            return parent
-    return Path.cwd()
-
-
-def display_path(path: Path, root: Path) -> str:
-    """Path as messages and headers show it: relative to the project, so output is the same on every machine."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
-
-
-def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: list, stack: tuple[Path, ...],
+def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, files: list, stack: tuple[Path, ...],
                         include_site: Location | None = None) -> None:
     display = display_path(path, root)
     if path in stack:
         chain = " -> ".join(display_path(p, root) for p in stack + (path,))
         errors.error(include_site or Location(display), f"include cycle: {chain}")
         return
-    if any(path == reader.path for reader, _ in parts):
+    if any(path == file.path for file in files):
         return  # included twice through different routes: read once
     if len(stack) >= limits.MAX_INCLUDE_DEPTH:
         errors.error(include_site or Location(display), f"includes nested more than {limits.MAX_INCLUDE_DEPTH} deep")
         return
-    if len(parts) >= limits.MAX_INCLUDED_FILES:
+    if len(files) >= limits.MAX_INCLUDED_FILES:
         errors.error(include_site or Location(display), f"more than {limits.MAX_INCLUDED_FILES} spec files included")
         return
     try:
@@ -201,7 +109,7 @@ def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: l
     except SpecErrors as exc:
         errors.extend(exc.diagnostics)
         return
-    reader = _Reader(path, display, errors, text.splitlines(), hashlib.sha256(data).hexdigest())
+    file = _File(path, display, errors, text.splitlines(), hashlib.sha256(data).hexdigest())
     if node is None:
         errors.error(include_site or Location(display, 1, 1), f"include '{display}': empty spec file" if include_site
                      else "empty spec file", "a spec needs at least 'om', 'blocks' and 'entrypoints'")
@@ -209,17 +117,17 @@ def _read_with_includes(path: Path, root: Path, errors: ErrorCollector, parts: l
     if include_site and not isinstance(node, yaml.MappingNode):
         errors.error(include_site, f"include '{display}' is not a spec (its top level is not a mapping)")
         return
-    top = reader.mapping(node, "the spec", TOP_KEYS)
-    parts.append((reader, top))
-    if "include" in top:
-        include_node = top["include"][1]
-        if not isinstance(include_node, yaml.SequenceNode):
-            errors.error(reader.loc(include_node), "include must be a list of spec file paths")
-            return
-        for item in include_node.value:
-            rel = reader.string(item, "include entry")
-            if rel:
-                _read_with_includes((path.parent / rel).resolve(), root, errors, parts, stack + (path,), reader.loc(item))
+    file.top = file.sections.mapping(file.raw(node), "the spec", TOP_KEYS)
+    files.append(file)
+    for rel, site in _include_list(file):
+        _read_with_includes((path.parent / rel).resolve(), root, errors, files, stack + (path,), site)
+
+
+def _include_list(file: _File) -> list[tuple[str, Location]]:
+    raw = file.get("include")
+    if raw is None or raw.is_null():
+        return []
+    return file.sections.strings(raw, "include", "spec file paths", "e.g. include: [common/peaks.yaml]")
 
 
 YAML_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map"))
@@ -266,6 +174,8 @@ def compose_yaml(text: str, display: str, site: Location | None = None) -> yaml.
         raise fail(mark, f"malformed YAML: {problem}") from None
 
 
+
+
 @dataclasses.dataclass(frozen=True)
 class Library:
     """What included spec files contribute to the spec that includes them (the Python frontend's `include`)."""
@@ -281,28 +191,27 @@ class Library:
 def load_library(includes: list[tuple[str, Location]], base: Path, root: Path) -> Library:
     """Read YAML spec libraries named (relative to `base`) by another spec's include list, or raise SpecErrors."""
     errors = ErrorCollector()
-    parts: list[tuple[_Reader, dict[str, tuple[yaml.Node, yaml.Node]]]] = []
+    files: list[_File] = []
     for rel, site in includes:
-        _read_with_includes((base / rel).resolve(), root, errors, parts, stack=(), include_site=site)
+        _read_with_includes((base / rel).resolve(), root, errors, files, stack=(), include_site=site)
     errors.raise_if_any()
-    _forbid_main_keys(parts, errors)
-    config, inputs, functions, blocks = _collect_sections(parts, errors, _Names(errors))
+    _forbid_main_keys(files, errors)
+    config, inputs, functions, blocks = _collect_sections(files, _Names(errors))
     errors.raise_if_any()
-    return Library(tuple(config), tuple(inputs), tuple(functions), tuple(blocks), _sources(parts), _allowances(parts))
+    return Library(tuple(config), tuple(inputs), tuple(functions), tuple(blocks), _sources(files), _allowances(files))
 
 
-def _allowances(parts: list) -> tuple[Allowance, ...]:
-    """`allow: {torch.cuda.synchronize: why}` of every file: exceptions to the purity check, with reasons."""
+def _allowances(files: list[_File]) -> tuple[Allowance, ...]:
+    """The `allow` of every file (the first reason given for a name wins)."""
     found: dict[str, Allowance] = {}
-    for reader, top in parts:
-        for name, (key_node, node) in _section(reader, top, "allow").items():
-            found.setdefault(name, Allowance(name, reader.string(node, f"reason for allowing '{name}'"),
-                                             reader.loc(key_node)))
+    for file in files:
+        for allowance in file.sections.allowances(file.get("allow")):
+            found.setdefault(allowance.name, allowance)
     return tuple(found.values())
 
 
-def _sources(parts: list) -> tuple[tuple[str, str], ...]:
-    return tuple((reader.display, reader.digest) for reader, _ in parts)
+def _sources(files: list[_File]) -> tuple[tuple[str, str], ...]:
+    return tuple((file.display, file.digest) for file in files)
 
 
 class _Names:
@@ -320,291 +229,125 @@ class _Names:
         return True
 
 
-def _forbid_main_keys(parts: list, errors: ErrorCollector) -> None:
-    for reader, top in parts:
+def _forbid_main_keys(files: list[_File], errors: ErrorCollector) -> None:
+    for file in files:
         for key in ("om", "compose", "variants", "entrypoints"):
-            if key in top:
-                errors.error(reader.loc(top[key][0]), f"'{key}' belongs in the main spec, not in an included file")
+            if key in file.top:
+                errors.error(file.top[key][0].location, f"'{key}' belongs in the main spec, not in an included file")
 
 
-def _collect_sections(parts: list, errors: ErrorCollector, names: _Names) -> tuple[list, list, list, list]:
+def _collect_sections(files: list[_File], names: _Names) -> tuple[list, list, list, list]:
     """Config, inputs, functions and blocks (mixins included) of every file, in include order."""
     config: list[ConfigDecl] = []
     inputs: list[InputDecl] = []
     functions: list[FunctionDecl] = []
     blocks: list[Block] = []
-    for reader, top in parts:
-        for name, (key_node, node) in _section(reader, top, "config").items():
-            if _check_name(reader, key_node, name, "config value") and names.claim(name, reader.loc(key_node), "config value"):
-                decl = _config(reader, name, key_node, node)
+    for file in files:
+        rules = file.sections
+        for name, (key, raw) in file.section("config").items():
+            if rules.check_name(key.location, name, "config value") and names.claim(name, key.location, "config value"):
+                fields = rules.fields(raw, f"config '{name}'", ("type", "default", "doc"))
+                decl = rules.config(name, key.location, fields.get("type"), fields.get("default"),
+                                    rules.string(fields.get("doc"), "doc"))
                 if decl:
                     config.append(decl)
-        for name, (key_node, node) in _section(reader, top, "inputs").items():
-            if _check_name(reader, key_node, name, "input") and names.claim(name, reader.loc(key_node), "input"):
-                inputs.append(_input(reader, name, key_node, node))
-        for name, (key_node, node) in _section(reader, top, "functions").items():
-            if _check_name(reader, key_node, name, "function") and names.claim(name, reader.loc(key_node), "function"):
-                decl = _function(reader, name, key_node, node)
-                if decl:
-                    functions.append(decl)
+        for name, (key, raw) in file.section("inputs").items():
+            if rules.check_name(key.location, name, "input") and names.claim(name, key.location, "input"):
+                inputs.append(rules.input(name, key.location, raw))
+        for name, (key, raw) in file.section("functions").items():
+            if rules.check_name(key.location, name, "function") and names.claim(name, key.location, "function"):
+                function = _function(file, name, key.location, raw)
+                if function:
+                    functions.append(function)
         for section, kind in (("blocks", "block"), ("mixins", "mixin")):
-            for name, (key_node, node) in _section(reader, top, section).items():
-                pattern = IDENTIFIER if kind == "block" else MIXIN_NAME
-                if not pattern.match(name):
-                    errors.error(reader.loc(key_node), f"'{name}' is not a valid {kind} name")
+            for name, (key, raw) in file.section(section).items():
+                if not (IDENTIFIER if kind == "block" else MIXIN_NAME).match(name):
+                    file.errors.error(key.location, f"'{name}' is not a valid {kind} name")
                     continue
-                if names.claim(name, reader.loc(key_node), kind):
-                    blocks.append(_block(reader, name, kind, key_node, node))
+                if names.claim(name, key.location, kind):
+                    blocks.append(_block(file, name, kind, key.location, raw))
     return config, inputs, functions, blocks
 
 
-def _build_spec(parts: list, errors: ErrorCollector, root: Path) -> Spec:
-    main_reader, main_top = parts[0]
+def _build_spec(files: list[_File], errors: ErrorCollector, root: Path) -> Spec:
+    main = files[0]
+    rules = main.sections
     names = _Names(errors)
-    seen = names.seen
-    config, inputs, functions, blocks = _collect_sections(parts, errors, names)
-
-    term_locations = {t.name: t.location for b in blocks for t in b.terms}
-    for name, loc in term_locations.items():
-        if name in seen and seen[name] != loc:
-            errors.error(loc, f"term '{name}' has the name of a config value, input, function or block",
-                         f"see {seen[name]}")
-
-    om_node = main_top.get("om", (None, None))[1]
-    om = main_reader.string(om_node, "om")
-    if not om_node:
-        errors.error(Location(main_reader.display, 1, 1), "missing 'om' (the module name of the OM)")
-    elif not IDENTIFIER.match(om) or keyword.iskeyword(om):
-        errors.error(main_reader.loc(om_node), f"om '{om}' must be a Python identifier")
-    compose_node = main_top.get("compose", (None, None))[1]
-    compose = main_reader.name_list(compose_node, "compose")
-    if not compose_node:
-        errors.error(Location(main_reader.display, 1, 1), "missing 'compose' (the blocks of the base OM)")
-    variants = _variants(main_reader, main_top.get("variants", (None, None))[1])
-    entrypoints = _entrypoints(main_reader, main_top.get("entrypoints", (None, None))[1])
-    if not entrypoints and "entrypoints" not in main_top:
-        errors.error(Location(main_reader.display, 1, 1), "missing 'entrypoints' (which terms each module returns)")
-    _forbid_main_keys(parts[1:], errors)
+    config, inputs, functions, blocks = _collect_sections(files, names)
+    for block in blocks:
+        for term in block.terms:
+            seen = names.seen.get(term.name)
+            if seen is not None and seen != term.location:
+                errors.error(term.location, f"term '{term.name}' has the name of a config value, input, function "
+                             "or block", f"see {seen}")
+    om = rules.om(main.get("om"))
+    compose = rules.compose(main.get("compose"), lambda raw, what: rules.name_list(raw, what))
+    variants = rules.variants(main.get("variants"), lambda raw, what: rules.name_list(raw, what, MIXIN_NAME))
+    entrypoints = rules.entrypoints(main.get("entrypoints"), rules.term_name)
+    _forbid_main_keys(files[1:], errors)
     errors.raise_if_any()
+    includes = (display_path((main.path.parent / rel).resolve(), root) for rel, _ in _include_list(main))
     return Spec(
-        om=om, doc=main_reader.string(main_top.get("doc", (None, None))[1], "doc"), path=main_reader.display,
-        sources=_sources(parts), config=tuple(config), inputs=tuple(inputs), functions=tuple(functions),
-        blocks=tuple(blocks), compose=compose, variants=variants, entrypoints=entrypoints,
-        location=Location(main_reader.display, 1, 1), includes=_direct_includes(main_reader, main_top, root),
-        allowances=_allowances(parts),
+        om=om, doc=rules.string(main.get("doc"), "doc"), path=main.display, sources=_sources(files),
+        config=tuple(config), inputs=tuple(inputs), functions=tuple(functions), blocks=tuple(blocks),
+        compose=compose, variants=variants, entrypoints=entrypoints, location=Location(main.display, 1, 1),
+        includes=tuple(dict.fromkeys(includes)),  # a file listed twice is read once
+        allowances=_allowances(files),
     )
 
 
-def _direct_includes(reader: _Reader, top: dict, root: Path) -> tuple[str, ...]:
-    if "include" not in top or not isinstance(top["include"][1], yaml.SequenceNode):
-        return ()
-    names = (reader.value(item) for item in top["include"][1].value)
-    paths = (display_path((reader.path.parent / name).resolve(), root) for name in names if isinstance(name, str))
-    return tuple(dict.fromkeys(paths))  # a file listed twice is read once
-
-
-
-def _section(reader: _Reader, top: dict, key: str) -> dict:
-    if key not in top:
-        return {}
-    node = top[key][1]
-    if isinstance(node, yaml.ScalarNode) and reader.value(node) is None:
-        return {}
-    return reader.mapping(node, f"'{key}'")
-
-
-def _check_name(reader: _Reader, key_node: yaml.Node, name: str, what: str) -> bool:
-    if not IDENTIFIER.match(name) or keyword.iskeyword(name):
-        reader.errors.error(reader.loc(key_node), f"{what} '{name}' is not a Python identifier")
-        return False
-    if name in RESERVED:
-        reader.errors.error(reader.loc(key_node), f"{what} '{name}' shadows the global '{name}' that bodies use")
-        return False
-    if what in ("term", "config value") and (name in MODULE_MEMBERS or name.startswith("_")):
-        reader.errors.error(reader.loc(key_node), f"{what} '{name}' would hide the generated module's member '{name}'",
-                            "choose another name" + (" (leading '_' is reserved)" if name.startswith("_") else ""))
-        return False
-    return True
-
-
-def _fields(reader: _Reader, node: yaml.Node, what: str, allowed: tuple[str, ...],
-            shorthand: str | None = None) -> dict[str, yaml.Node]:
-    """A mapping's value nodes; a scalar is accepted as `{shorthand: scalar}`."""
-    if shorthand and isinstance(node, yaml.ScalarNode):
-        return {shorthand: node}
-    return {key: value for key, (_, value) in reader.mapping(node, what, allowed).items()}
-
-
-def _config(reader: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> ConfigDecl | None:
-    fields = _fields(reader, node, f"config '{name}'", CONFIG_KEYS)
-    loc = reader.loc(key_node)
-    if "type" not in fields or "default" not in fields:
-        reader.errors.error(loc, f"config '{name}' needs 'type' and 'default'", "e.g. {type: float, default: 0.5}")
-        return None
-    type_name = reader.type_string(fields["type"], f"type of config '{name}'")
-    if type_name is None:
-        return None
-    if type_name not in CONFIG_TYPES:
-        reader.errors.error(reader.loc(fields["type"]), f"config '{name}' has type {type_name}",
-                            f"config types are {', '.join(CONFIG_TYPES)}")
-        return None
-    default = reader.value(fields["default"])
-    if not python_value_matches(type_name, default):
-        reader.errors.error(reader.loc(fields["default"]), f"default of config '{name}' is {default!r}, not a {type_name}")
-        return None
-    return ConfigDecl(name, type_name, coerce_config_value(type_name, default),
-                      reader.string(fields.get("doc"), "doc"), loc)
-
-
-def _input(reader: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> InputDecl:
-    fields = _fields(reader, node, f"input '{name}'", INPUT_KEYS)
-    type_name = reader.type_string(fields["type"], f"type of input '{name}'") if "type" in fields else "Tensor"
-    dtype = reader.string(fields.get("dtype"), "dtype", "any")
-    if dtype not in DTYPES:
-        reader.errors.error(reader.loc(fields["dtype"]), f"input '{name}': unknown dtype '{dtype}'",
-                            did_you_mean(dtype, DTYPES) or f"expected one of {', '.join(DTYPES)}")
-    role = reader.string(fields.get("role"), "role", "other")
-    if role not in ROLES:
-        reader.errors.error(reader.loc(fields["role"]), f"input '{name}': unknown role '{role}'",
-                            did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
-    return InputDecl(name, type_name or "Tensor", reader.shape(fields.get("shape"), f"shape of input '{name}'"),
-                     dtype, role, reader.string(fields.get("doc"), "doc"), reader.loc(key_node))
-
-
-def _function(reader: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> FunctionDecl | None:
-    fields = _fields(reader, node, f"function '{name}'", FUNCTION_KEYS)
-    loc = reader.loc(key_node)
-    code = _one_code(reader, fields, loc, f"function '{name}'")
+def _function(file: _File, name: str, location: Location, raw: Raw) -> FunctionDecl | None:
+    rules = file.sections
+    fields = rules.fields(raw, f"function '{name}'", FUNCTION_KEYS)
+    code = _one_code(file, fields, location, f"function '{name}'")
     args: list[tuple[str, str]] = []
-    for arg, (arg_key, arg_node) in (reader.mapping(fields["args"], f"args of '{name}'") if "args" in fields else {}).items():
-        if _check_name(reader, arg_key, arg, "argument"):
-            arg_type = reader.type_string(arg_node, f"type of argument '{arg}'")
+    for arg, (arg_key, arg_raw) in (rules.mapping(fields["args"], f"args of '{name}'") if "args" in fields else {}).items():
+        if rules.check_name(arg_key.location, arg, "argument"):
+            arg_type = rules.type_string(arg_raw, f"type of argument '{arg}'")
             if arg_type:
                 args.append((arg, arg_type))
-    returns = reader.type_string(fields["returns"], f"return type of '{name}'") if "returns" in fields else None
+    returns = rules.type_string(fields["returns"], f"return type of '{name}'") if "returns" in fields else None
     if "returns" not in fields:
-        reader.errors.error(loc, f"function '{name}' needs 'returns' (its return type)")
+        file.errors.error(location, f"function '{name}' needs 'returns' (its return type)")
     if code is None or returns is None:
         return None
-    return FunctionDecl(name, tuple(args), returns, reader.string(fields.get("doc"), "doc"), code, loc)
+    return FunctionDecl(name, tuple(args), returns, rules.string(fields.get("doc"), "doc"), code, location)
 
 
-def _one_code(reader: _Reader, fields: dict, loc: Location, what: str) -> Code | None:
+def _one_code(file: _File, fields: dict[str, Raw], location: Location, what: str) -> Code | None:
     present = [key for key in ("expr", "body") if key in fields]
     if len(present) != 1:
-        reader.errors.error(loc, f"{what} needs exactly one of 'expr' or 'body'",
-                            "both given" if present else "neither given")
+        file.errors.error(location, f"{what} needs exactly one of 'expr' or 'body'",
+                          "both given" if present else "neither given")
         return None
-    return reader.code(present[0], fields[present[0]])
+    return file.code(present[0], fields[present[0]])
 
 
-def _block(reader: _Reader, name: str, kind: str, key_node: yaml.Node, node: yaml.Node) -> Block:
-    fields = _fields(reader, node, f"{kind} '{name}'", BLOCK_KEYS)
+def _block(file: _File, name: str, kind: str, location: Location, raw: Raw) -> Block:
+    rules = file.sections
+    fields = rules.fields(raw, f"{kind} '{name}'", BLOCK_KEYS)
     terms = []
-    for term_name, (term_key, term_node) in (reader.mapping(fields["terms"], f"terms of '{name}'") if "terms" in fields else {}).items():
-        if not _check_name(reader, term_key, term_name, "term"):
-            continue
-        term = _term(reader, name, kind, term_name, term_key, term_node)
-        if term:
-            terms.append(term)
-    return Block(name, kind, reader.name_list(fields.get("bases"), f"bases of '{name}'", MIXIN_NAME),
-                 tuple(terms), reader.string(fields.get("doc"), "doc"), reader.loc(key_node))
+    for term_name, (key, term_raw) in (rules.mapping(fields["terms"], f"terms of '{name}'") if "terms" in fields else {}).items():
+        if rules.check_name(key.location, term_name, "term"):
+            term = _term(file, name, kind, term_name, key.location, term_raw)
+            if term:
+                terms.append(term)
+    return Block(name, kind, rules.name_list(fields.get("bases"), f"bases of '{name}'", MIXIN_NAME),
+                 tuple(terms), rules.string(fields.get("doc"), "doc"), location)
 
 
-def _term(reader: _Reader, owner: str, kind: str, name: str, key_node: yaml.Node, node: yaml.Node) -> TermDef | None:
-    fields = _fields(reader, node, f"term '{name}'", TERM_KEYS, shorthand="expr")
-    loc = reader.loc(key_node)
-    code = _one_code(reader, fields, loc, f"term '{name}'")
-    type_name = reader.type_string(fields["type"], f"type of term '{name}'") if "type" in fields else None
-    is_new = bool(reader.value(fields["new"])) if "new" in fields else False
+def _term(file: _File, owner: str, kind: str, name: str, location: Location, raw: Raw) -> TermDef | None:
+    rules = file.sections
+    fields = rules.fields(raw, f"term '{name}'", TERM_KEYS, shorthand="expr")
+    code = _one_code(file, fields, location, f"term '{name}'")
+    type_name = rules.type_string(fields["type"], f"type of term '{name}'") if "type" in fields else None
+    is_new = bool(fields["new"].value) if "new" in fields else False
     if "new" in fields and kind != "mixin":
-        reader.errors.error(reader.loc(fields["new"]), "'new' is only for mixin terms (a block term is always new)")
-    is_probe = _probe(reader, fields, f"term '{name}'")
-    parts = _parts(reader, name, fields["outputs"]) if "outputs" in fields else ()
+        file.errors.error(fields["new"].location, "'new' is only for mixin terms (a block term is always new)")
+    is_probe = rules.flag(fields.get("probe"), f"term '{name}': 'probe'")
+    parts = rules.parts(name, fields["outputs"]) if "outputs" in fields else ()
     if code is None:
         return None
-    return TermDef(name, owner, code, type_name, reader.shape(fields.get("shape"), f"shape of term '{name}'"),
-                   reader.string(fields["math"], "math") if "math" in fields else None,
-                   reader.string(fields.get("doc"), "doc"), is_new, loc, is_probe=is_probe, parts=parts)
-
-
-def _probe(reader: _Reader, fields: dict, what: str) -> bool:
-    if "probe" not in fields:
-        return False
-    value = reader.value(fields["probe"])
-    if not isinstance(value, bool):
-        reader.errors.error(reader.loc(fields["probe"]), f"{what}: 'probe' is true or false, got {value!r}")
-    return value is True
-
-
-def _parts(reader: _Reader, term: str, node: yaml.Node) -> tuple[TermPart, ...]:
-    """``outputs``: a list of part names, or a mapping part name -> {type, shape, math, doc, probe}, in tuple order."""
-    if isinstance(node, yaml.SequenceNode):
-        named = [(item, None) for item in node.value]
-    elif isinstance(node, yaml.MappingNode):
-        named = list(node.value)
-    else:
-        reader.errors.error(reader.loc(node), f"outputs of term '{term}' must be a list of names or a mapping",
-                            "e.g. outputs: [centers_pred, center_scores] or outputs: {centers_pred: {shape: [N, k, 2]}}")
-        return ()
-    if not named:
-        reader.errors.error(reader.loc(node), f"outputs of term '{term}' is empty", "name at least one part")
-    parts = []
-    for index, (key_node, value_node) in enumerate(named):
-        name = reader.value(key_node)
-        if not isinstance(name, str):
-            reader.errors.error(reader.loc(key_node), f"output {index} of term '{term}' must be a name, got {name!r}")
-            continue
-        if not _check_name(reader, key_node, name, "term"):
-            continue
-        what = f"output '{name}' of term '{term}'"
-        fields = _fields(reader, value_node, what, PART_KEYS) if value_node is not None and not (
-            isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "~", "null")) else {}
-        type_name = reader.type_string(fields["type"], f"type of {what}") if "type" in fields else None
-        parts.append(TermPart(name, index, type_name, reader.shape(fields.get("shape"), f"shape of {what}"),
-                              reader.string(fields["math"], "math") if "math" in fields else None,
-                              reader.string(fields.get("doc"), "doc") or "" if "doc" in fields else "",
-                              _probe(reader, fields, what), reader.loc(key_node)))
-    return tuple(parts)
-
-
-def _variants(reader: _Reader, node: yaml.Node | None) -> tuple[VariantDecl, ...]:
-    if node is None:
-        return (VariantDecl("base", (), (), "", Location(reader.display, 1, 1)),)
-    variants = []
-    for name, (key_node, value) in reader.mapping(node, "'variants'").items():
-        if not MIXIN_NAME.match(name):
-            reader.errors.error(reader.loc(key_node), f"variant name '{name}' must be letters, digits, '_' or '-'")
-            continue
-        if isinstance(value, yaml.SequenceNode) or (isinstance(value, yaml.ScalarNode) and reader.value(value) is None):
-            mixins = reader.name_list(value, f"mixins of variant '{name}'", MIXIN_NAME) if isinstance(value, yaml.SequenceNode) else ()
-            variants.append(VariantDecl(name, mixins, (), "", reader.loc(key_node)))
-            continue
-        fields = _fields(reader, value, f"variant '{name}'", VARIANT_KEYS)
-        overrides = []
-        for key, (ck, cv) in (reader.mapping(fields["config"], f"config of variant '{name}'") if "config" in fields else {}).items():
-            overrides.append((key, reader.value(cv), reader.loc(ck)))
-        variants.append(VariantDecl(name, reader.name_list(fields.get("mixins"), f"mixins of variant '{name}'", MIXIN_NAME),
-                                    tuple(overrides),
-                                    reader.string(fields.get("doc"), "doc"), reader.loc(key_node)))
-    return tuple(variants)
-
-
-def _entrypoints(reader: _Reader, node: yaml.Node | None) -> tuple[EntrypointDecl, ...]:
-    if node is None:
-        return ()
-    entrypoints = []
-    for name, (key_node, value) in reader.mapping(node, "'entrypoints'").items():
-        if not IDENTIFIER.match(name):
-            reader.errors.error(reader.loc(key_node), f"entrypoint name '{name}' must be a Python identifier")
-            continue
-        if isinstance(value, yaml.SequenceNode):
-            outputs, doc = reader.name_list(value, f"outputs of entrypoint '{name}'"), ""
-        else:
-            fields = _fields(reader, value, f"entrypoint '{name}'", ENTRYPOINT_KEYS)
-            outputs = reader.name_list(fields.get("outputs"), f"outputs of entrypoint '{name}'")
-            doc = reader.string(fields.get("doc"), "doc")
-        if not outputs:
-            reader.errors.error(reader.loc(key_node), f"entrypoint '{name}' has no outputs")
-        entrypoints.append(EntrypointDecl(name, outputs, doc, reader.loc(key_node)))
-    return tuple(entrypoints)
+    return TermDef(name, owner, code, type_name, rules.shape(fields.get("shape"), f"shape of term '{name}'"),
+                   rules.string(fields["math"], "math") if "math" in fields else None,
+                   rules.string(fields.get("doc"), "doc"), is_new, location, is_probe=is_probe, parts=parts)

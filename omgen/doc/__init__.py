@@ -39,7 +39,7 @@ def _code_path(path: Path, root: Path) -> str:
 
 def _compile(spec_path: str, variants: Sequence[str]):
     from ..compile import compile_spec
-    from ..load_yaml import project_root
+    from ..paths import project_root
 
     result = compile_spec(spec_path, variants=list(variants))
     root = project_root(Path(spec_path))

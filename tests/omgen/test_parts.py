@@ -133,7 +133,7 @@ def test_the_python_frontend_reports_bad_outputs_too(tmp_path):
     bad.write_text(text.replace('"window_max"', '"torch"', 1))
     with pytest.raises(SpecErrors) as info:
         load(bad)
-    assert "'torch' is not a term name" in str(info.value.diagnostics[0])
+    assert "term 'torch' shadows the global 'torch' that bodies use" in str(info.value.diagnostics[0])  # as in YAML
     call = "F.mse_loss(self.heat_pred(), self.points)"
     assert call in text
     bad.write_text(text.replace(call, "F.mse_loss(self.window_max(2), self.points)"))

@@ -254,6 +254,53 @@ def test_bad_shape_entries_are_the_same_error_in_both_frontends(dim, message, tm
         assert "shape of input 'points'" in str(info.value.diagnostics[0])
 
 
+YAML_POINTS = "points: {type: Tensor, shape: [N, 1, H, W], dtype: float, role: truth}"
+PY_POINTS = '"points": {"shape": ["N", 1, "H", "W"], "dtype": "float", "role": "truth"}'
+SECTION_ERRORS = {  # case: ((YAML text, replacement), (Python text, replacement), the message both must give)
+    "unknown_input_key": ((YAML_POINTS, YAML_POINTS[:-1] + ", colour: red}"), (PY_POINTS, PY_POINTS[:-1] + ', "colour": "red"}'),
+                          "unknown key 'colour' in input 'points'"),
+    "bad_dtype": (("dtype: float, role: truth", "dtype: flaot, role: truth"),
+                  ('"dtype": "float", "role": "truth"', '"dtype": "flaot", "role": "truth"'),
+                  "input 'points': unknown dtype 'flaot' (did you mean 'float'?)"),
+    "bad_role": (("role: truth", "role: target"), ('"role": "truth"', '"role": "target"'), "unknown role 'target'"),
+    "reserved_input": ((YAML_POINTS, YAML_POINTS + "\n  torch: {shape: [N]}"), (PY_POINTS, PY_POINTS + ',\n    "torch": {"shape": ["N"]}'),
+                       "input 'torch' shadows the global 'torch' that bodies use"),
+    "unknown_variant_key": (("strict: {mixins: []", "strict: {doc2: x, mixins: []"),
+                            ('"strict": {"mixins": []', '"strict": {"doc2": "x", "mixins": []'),
+                            "unknown key 'doc2' in variant 'strict' (did you mean 'doc'?)"),
+    "output_twice": (("train: [loss]", "train: [loss, loss]"), ('{"train": ["loss"]', '{"train": ["loss", "loss"]'),
+                     "outputs of entrypoint 'train': 'loss' is listed twice"),
+    "entrypoint_name": (("train: [loss]", "tr-ain: [loss]"), ('{"train": ["loss"]', '{"tr-ain": ["loss"]'),
+                        "entrypoint name 'tr-ain' must be a Python identifier"),
+    "missing_entrypoints": (("entrypoints:\n  train: [loss]\n  infer: [peaks, heat_pred]", ""),
+                            ('entrypoints = {"train": ["loss"], "infer": ["peaks", "heat_pred"]}', ""),
+                            "missing 'entrypoints' (which terms each module returns)"),
+    "config_override_not_literal": (("config: {threshold: 0.9}", "config: {threshold: 0.9}"),
+                                    ('"config": {"threshold": 0.9}', '"config": {"threshold": 0.9}'), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECTION_ERRORS))
+def test_a_section_error_is_the_same_in_both_frontends(case, tmp_path):
+    """One validator (omgen.sections) for both loaders: the same mistake gives the same message."""
+    (yaml_text, yaml_new), (py_text, py_new), message = SECTION_ERRORS[case]
+    py = tmp_path / "toy.py"
+    list(convert(TOY_YAML, py))
+    messages = []
+    for path, text, old, new in ((tmp_path / "toy.yaml", TOY_YAML.read_text(), yaml_text, yaml_new),
+                                 (py, py.read_text(), py_text, py_new)):
+        assert old in text, (path, old)
+        path.write_text(text.replace(old, new))
+        if message is None:  # the unchanged control: both load
+            load(path)
+            continue
+        with pytest.raises(SpecErrors) as info:
+            load(path)
+        messages.append([str(d).split(": error: ", 1)[1] for d in info.value.diagnostics])
+    if message is not None:
+        assert messages[0] == messages[1] and any(message in m for m in messages[0]), messages
+
+
 YAML_SPECS = sorted((ROOT / "specs").glob("*.yaml"))  # specs/common/*.yaml are included by these
 
 

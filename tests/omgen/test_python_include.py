@@ -109,7 +109,7 @@ BAD = {
     "python_file": ('include = ["lib/other.py"]',
                     "spec.py:5:12: error: include 'lib/other.py' is not a YAML spec library"),
     "not_a_list": ('include = "lib/shared.yaml"', "spec.py:5:11: error: include must be a list of spec file paths"),
-    "not_a_string": ("include = [3]", "spec.py:5:12: error: an include entry must be a string, got 3"),
+    "not_a_string": ("include = [3]", "spec.py:5:12: error: an entry of include must be a string, got 3"),
     "name_clash": ('include = ["lib/shared.yaml"]\n\n\ndef scaled(x: Tensor) -> Tensor:\n    return x\n',
                    "spec.py:8:5: error: duplicate name 'scaled' (function) (already defined at lib/shared.yaml:5:3)"),
     "config_clash": ('include = ["lib/shared.yaml"]\n\n\nclass Base(OutputMath):\n    scale: float = 3.0\n',
