@@ -118,19 +118,19 @@ def main():
         reference = lambda: [ref.decode(ln[i], sn[i], on[i]) for i in range(n)]
         t_i, t_ref = paired(lambda: infer(logits, size, offset), reference, max(2, r // 2))
         row(f"infer (eager), N={n}", t_i / n, "loop reference decode", t_ref / n)
-        canvas = torch.zeros(()).expand(n, 80, 128, 128)
+        grid = [128, 128]  # the output grid (a size input)
         bn, cn = boxes.numpy(), classes.numpy()
         ref_targets = lambda: [ref.targets(bn[i], cn[i], 128, 128) for i in range(n)]
-        t_t, t_ref = paired(lambda: targets(canvas, boxes, classes), ref_targets, max(2, r // 2))
+        t_t, t_ref = paired(lambda: targets(grid, boxes, classes), ref_targets, max(2, r // 2))
         row(f"targets, 50 boxes (eager), N={n}", t_t / n, "loop reference targets", t_ref / n,
             "reference: a list of per-image arrays, no batch tensor")
-        t_ts, t_ref = paired(lambda: targets_s(canvas, boxes, classes), ref_targets, max(2, r // 2))
+        t_ts, t_ref = paired(lambda: targets_s(grid, boxes, classes), ref_targets, max(2, r // 2))
         row(f"targets, 50 boxes (TorchScript), N={n}", t_ts / n, "loop reference targets", t_ref / n)
         zeros = lambda: torch.zeros(n, 80, 128, 128)
-        t_t, t_z = paired(lambda: targets(canvas, boxes, classes), zeros, r)
+        t_t, t_z = paired(lambda: targets(grid, boxes, classes), zeros, r)
         row(f"targets, 50 boxes (eager), N={n}", t_t / n, "torch.zeros of the heat map alone", t_z / n, "floor")
         train = om.Train()
-        t_tr, t_p = paired(lambda: train(logits, size, offset, boxes, classes), pool, max(1, r // 2))
+        t_tr, t_p = paired(lambda: train(logits, grid, size, offset, boxes, classes), pool, max(1, r // 2))
         row(f"train losses + targets (forward), N={n}", t_tr / n, "3x3 max-pool alone", t_p / n)
     total, lost, lost_same = collisions()
     print(f"# collisions, 200 random scenes x 50 boxes (log-uniform 4..400 px, 80 classes): {total} valid objects, "

@@ -113,7 +113,7 @@ def _centernet(cfg, modes):
         first = first or m
         models[mode] = _share(m, first.network)
         # as train/centernet.py + runtime.Trainer: loader batches get the heat-map stand-in, then the targets
-        collates[mode] = (_loader_collate(make_collate(cfg, ds.num_classes), m) if mode == "loader"
+        collates[mode] = (_loader_collate(make_collate(cfg, train=True), m) if mode == "loader"
                           else make_collate(cfg))
     return models, collates, ds
 

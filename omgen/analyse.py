@@ -110,7 +110,7 @@ class TermGraph:
     @functools.cached_property
     def value_types(self) -> Mapping[str, str]:
         """Declared type of every input and term."""
-        types = {i.name: i.type for i in self.spec.inputs}
+        types = {i.name: i.value_type for i in self.spec.inputs}
         types.update({t.name: t.term.type for t in self.terms})
         return types
 

@@ -15,7 +15,7 @@ from typing import Mapping
 import jinja2
 
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
-from .model import ConfigDecl, EntrypointDecl, InputDecl, Spec
+from .model import SIZE, ConfigDecl, EntrypointDecl, InputDecl, Spec
 from .literals import comment_lines, comment_text, docstring, pyrepr as _pyrepr
 from .names import IMPORT_BLOCK
 from .rewrite import render_def
@@ -52,6 +52,7 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         header=header,
         import_block=IMPORT_BLOCK,
         inputs=[_input_view(i) for i in spec.inputs],
+        has_size_inputs=any(i.type == SIZE for i in spec.inputs),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
@@ -97,7 +98,7 @@ def _config_view(config: ConfigDecl, value: object) -> dict:
 
 def _input_view(decl: InputDecl) -> dict:
     shape_text = "[" + ", ".join(str(d) for d in decl.shape) + "]" if decl.shape is not None else "any"
-    return {"name": decl.name, "shape_text": shape_text, "dtype": decl.dtype, "role": decl.role}
+    return {"name": decl.name, "type": decl.type, "shape_text": shape_text, "dtype": decl.dtype, "role": decl.role}
 
 
 def _term_source_view(term: AnalysedTerm) -> dict:
@@ -149,8 +150,8 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     order = graph.needed_for(entrypoint.outputs)
     inputs = graph.spec.inputs_by_name
     needed_inputs = [i for i in graph.spec.inputs if i.name in order]
-    params = [f"{i.name}: {i.type}" for i in needed_inputs]
-    checks = [_input_check(i, graph.om.config) for i in needed_inputs if i.type == "Tensor"]
+    params = [f"{i.name}: {i.value_type}" for i in needed_inputs]
+    checks = [_input_check(i, graph.om.config) for i in needed_inputs if i.type in ("Tensor", SIZE)]
     steps = []
     for name in order:
         if name in inputs:
@@ -187,12 +188,15 @@ def _input_check(decl: InputDecl, config: Mapping[str, object]) -> str:
 
 
 def _labelled_check(decl: InputDecl, expected: str, sizes: str, symbols: str) -> str:
-    """One _check_input call with labelled arguments (format.py wraps it within the line)."""
+    """One _check_input (_check_sizes for a size input) call with labelled arguments (format.py wraps it)."""
+    if decl.type == SIZE:
+        return (f"_check_sizes({_pyrepr(decl.name)}, {decl.name}, expected={expected}, sizes={sizes}, "
+                f"symbols={symbols}, dims=_dims)")
     return (f"_check_input({_pyrepr(decl.name)}, {decl.name}, expected={expected}, sizes={sizes}, "
             f"symbols={symbols}, dims=_dims, dtype={_pyrepr(decl.dtype)})")
 
 
 def _session_view(graph: TermGraph) -> dict:
-    slots = [{"name": i.name, "type": i.type, "is_input": True, "params": ()} for i in graph.spec.inputs]
+    slots = [{"name": i.name, "type": i.value_type, "is_input": True, "params": ()} for i in graph.spec.inputs]
     slots += [{"name": t.name, "type": t.term.type, "is_input": False, "params": t.params} for t in graph.terms]
     return {"slots": slots, "inputs": graph.spec.inputs}

@@ -64,12 +64,21 @@ class ConfigDecl:
 @dataclasses.dataclass(frozen=True)
 class InputDecl:
     name: str
-    type: str
+    type: str  # a type string, or SIZE: an input that carries only sizes (its shape names them)
     shape: tuple[str | int, ...] | None
     dtype: str
     role: str
     doc: str
     location: Location
+
+    @property
+    def value_type(self) -> str:
+        """The Python type the generated code takes (a size input is a list of ints)."""
+        return "List[int]" if self.type == SIZE else self.type
+
+
+#: The type of an input that carries only sizes, e.g. the output grid [h, w] that targets are drawn on.
+SIZE = "Size"
 
 
 @dataclasses.dataclass(frozen=True)

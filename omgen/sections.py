@@ -15,7 +15,7 @@ import re
 from typing import Any, Callable
 
 from .errors import ErrorCollector, Location, did_you_mean
-from .model import Allowance, ConfigDecl, EntrypointDecl, InputDecl, TermPart, VariantDecl
+from .model import SIZE, Allowance, ConfigDecl, EntrypointDecl, InputDecl, TermPart, VariantDecl
 from .names import MODULE_MEMBERS, RESERVED
 from .shapes import ShapeSyntaxError, normalise_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
@@ -254,7 +254,10 @@ class Sections:
 
     def input(self, name: str, location: Location, raw: Raw) -> InputDecl:
         fields = self.fields(raw, f"input '{name}'", INPUT_KEYS)
-        type_name = self.type_string(fields["type"], f"type of input '{name}'") if "type" in fields else "Tensor"
+        type_raw = fields.get("type")
+        if type_raw is not None and type_raw.kind in (SCALAR, NAME) and type_raw.value == SIZE:
+            return self._size_input(name, location, fields)
+        type_name = self.type_string(type_raw, f"type of input '{name}'") if type_raw is not None else "Tensor"
         dtype = self.string(fields.get("dtype"), "dtype", "any")
         if dtype not in DTYPES:
             self.errors.error(fields["dtype"].location, f"input '{name}': unknown dtype '{dtype}'",
@@ -265,6 +268,22 @@ class Sections:
                               did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
         return InputDecl(name, type_name or "Tensor", self.shape(fields.get("shape"), f"shape of input '{name}'"),
                          dtype, role, self.string(fields.get("doc"), "doc"), location)
+
+    def _size_input(self, name: str, location: Location, fields: dict[str, Raw]) -> InputDecl:
+        """`{type: Size, shape: [h, w]}`: a list of ints whose entries are the named sizes (checked against, or
+        binding, the same names in the other inputs' shapes)."""
+        shape = self.shape(fields.get("shape"), f"shape of input '{name}'")
+        if "shape" not in fields:
+            self.errors.error(location, f"size input '{name}' needs a shape: the sizes it carries", "e.g. shape: [h, w]")
+        dtype = self.string(fields.get("dtype"), "dtype", "int")
+        if dtype not in ("int", "any"):
+            self.errors.error(fields["dtype"].location, f"size input '{name}' holds ints, not {dtype}",
+                              "leave dtype out (or write int)")
+        role = self.string(fields.get("role"), "role", "other")
+        if role not in ROLES:
+            self.errors.error(fields["role"].location, f"input '{name}': unknown role '{role}'",
+                              did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
+        return InputDecl(name, SIZE, shape, "int", role, self.string(fields.get("doc"), "doc"), location)
 
     def inputs(self, raw: Raw | None) -> list[InputDecl]:
         if raw is None or raw.is_null():

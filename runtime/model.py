@@ -10,11 +10,12 @@
   (``targets="device"``); its outputs are then handed to the OM's Session as
   the values of those terms, and the ``train`` outputs are read from the
   Session. ``targets="inline"`` calls the ``train`` entrypoint, which derives
-  the targets itself. A ``targets`` entrypoint may also take a prediction
-  input that it reads for its shape only (a heat map that gives the output
-  grid): on the device it gets the network's output; in the loader the
-  collate must put a stand-in of that shape into the batch (a zero-stride
-  ``torch.zeros(()).expand(...)``), which is dropped once the targets are made.
+  the targets itself.
+* size inputs (``type: Size``, e.g. the output grid ``[h, w]`` the targets
+  are drawn on) are read off the network's outputs where their sizes are named
+  in a prediction input's shape (the grid from the heat map ``[N, C, h, w]``);
+  in the loader, where there is no network output yet, the collate puts them
+  into the batch (a list of ints: ``batch["grid"] = [H // stride, W // stride]``).
 
 Losses are computed in float32 whatever the network's autocast dtype.
 """
@@ -49,9 +50,9 @@ class OMModel(nn.Module):
         self.network_inputs = list(network_inputs)
         self.targets_mode = targets
         self.loss_key = loss_key
-        unknown = sorted(set(self.output_map) - set(om.prediction_inputs)) + sorted(set(self.truth_map) - set(om.truth_inputs))
+        unknown = sorted(set(self.output_map) - set(om.prediction_inputs)) + sorted(set(self.truth_map) - set(om.truth_inputs) - set(om.size_inputs))
         if unknown:
-            raise ValueError(f"mapping names {unknown} are not prediction/truth inputs of OM {om.name}: {om.inputs}")
+            raise ValueError(f"mapping names {unknown} are not prediction/truth/size inputs of OM {om.name}: {om.inputs}")
         self.train_entry = om.build("train", self.om_config) if om.has("train") else None
         self.infer_entry = om.build("infer", self.om_config) if om.has("infer") else None
         self.targets_entry = om.build("targets", self.om_config) if om.has("targets") else None
@@ -109,8 +110,10 @@ class OMModel(nn.Module):
         assert self.targets_entry is not None
         return self.targets_entry(**self._select("targets", {**(predictions or {}), **truths}))
 
-    def _select(self, entrypoint: str, values: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    def _select(self, entrypoint: str, values: Mapping[str, Any]) -> Dict[str, Any]:
+        """The inputs an entrypoint takes, size inputs read off the tensors where ``values`` lacks them."""
         names = self._signatures[entrypoint]
+        values = {**self.om.sizes_from(values), **values}
         return {n: values[n] for n in names if n in values}
 
     def losses(self, predictions: Mapping[str, Tensor], truths: Mapping[str, Tensor],
@@ -120,7 +123,7 @@ class OMModel(nn.Module):
             values = {**predictions, **truths}
             return self.om_train_forward(**self._select("train", values))
         session = self.session
-        session.bind(**predictions, **truths)
+        session.bind(**self.om.sizes_from(predictions), **predictions, **truths)
         session.set_terms(dict(targets))  # the generated Session checks each name
         try:
             return {name: getattr(session, name)() for name in self.train_outputs}
@@ -132,6 +135,7 @@ class OMModel(nn.Module):
         """The infer entrypoint; an oracle variant's infer also takes truth inputs (give them in ``truths``)."""
         assert self.infer_entry is not None, f"OM {self.om.name} has no infer entrypoint"
         values = {**(truths or {}), **predictions}
+        values = {**self.om.sizes_from(values), **values}
         missing = [n for n in self._signatures["infer"] if n not in values]
         if missing:
             raise KeyError(f"the infer entrypoint of {self.om.name}/{self.om.variant} needs {missing} "
@@ -143,7 +147,9 @@ class OMModel(nn.Module):
         """Any terms of the OM for one batch, through the Session (logging, visualisation)."""
         net_out = self.network(*self.network_args(batch))
         session = self.session
-        session.bind(**self.predictions(net_out), **self.truths(batch, self.om.truth_inputs, required=False))
+        predictions = self.predictions(net_out)
+        session.bind(**self.om.sizes_from(predictions), **predictions,
+                     **self.truths(batch, self.om.truth_inputs, required=False))
         try:
             return {name: getattr(session, name)() for name in terms}
         finally:
@@ -212,7 +218,7 @@ class TargetsCollate:
             self._om = OM(module, self.spec[1], self.spec[2])
         self._entry = self._om.build("targets", self.config)
         self._names = self._om.signature("targets")
-        self._stand_ins = [n for n in self._names if n in self._om.prediction_inputs]
+        self._sizes = [n for n in self._names if n in self._om.size_inputs]
 
     def __call__(self, samples: Sequence[Any]) -> Dict[str, Any]:
         batch = self.collate(samples)
@@ -221,16 +227,15 @@ class TargetsCollate:
         assert self._entry is not None
         missing = [self.truth.get(n, n) for n in self._names if self.truth.get(n, n) not in batch]
         if missing:
-            stand_in = [n for n in missing if n in self._stand_ins]
-            hint = (f"; {stand_in} are prediction inputs: where the targets read only their shape (a heat map "
-                    "for its grid) the collate must add a stand-in of that shape (torch.zeros(()).expand(...)); "
-                    "where they read their values (learnable-centers' offsets) use targets: device or inline"
-                    ) if stand_in else ""
+            sizes = [n for n in missing if n in [self.truth.get(s, s) for s in self._sizes]]
+            predictions = [n for n in missing if n in self._om.prediction_inputs]
+            hint = (f"; {sizes} are size inputs (the grid the targets are drawn on): the collate adds them, "
+                    "e.g. batch['grid'] = [H // stride, W // stride]" if sizes else "")
+            hint += (f"; {predictions} are network outputs, which the targets read (learnable-centers' offsets): "
+                     "use targets: device or inline" if predictions else "")
             raise KeyError(f"targets: loader: the batch lacks {missing} for the OM's targets entrypoint "
                            f"(it has {sorted(batch)}){hint}")
         args = {name: batch[self.truth.get(name, name)] for name in self._names}
         with torch.no_grad():
             batch[TARGETS_KEY] = self._entry(**args)
-        for name in self._stand_ins:  # the network makes the real ones; a stand-in must not travel to the device
-            batch.pop(self.truth.get(name, name), None)
         return batch

@@ -155,6 +155,25 @@ class OM:
     def truth_inputs(self) -> List[str]:
         return self.inputs_with_role("truth")
 
+    @property
+    def size_inputs(self) -> List[str]:
+        """Inputs that carry only sizes (``type: Size``), e.g. the output grid [h, w] the targets are drawn on."""
+        return [n for n, meta in self.module.INPUTS.items() if meta.get("type") == "Size"]
+
+    def sizes_from(self, tensors: Mapping[str, Any]) -> Dict[str, List[int]]:
+        """Each size input whose sizes are all named in the declared shape of one of ``tensors`` (OM input
+        name -> tensor), read off that tensor: the grid [h, w] from a heat map [N, C, h, w]."""
+        found: Dict[str, List[int]] = {}
+        for name in self.size_inputs:
+            wanted = _shape_names(self.module.INPUTS[name]["shape"])
+            for source, value in tensors.items():
+                declared = _shape_names(self.module.INPUTS.get(source, {}).get("shape", "any"))
+                if isinstance(value, torch.Tensor) and value.dim() == len(declared) and wanted and \
+                        all(s in declared for s in wanted):
+                    found[name] = [int(value.shape[declared.index(s)]) for s in wanted]
+                    break
+        return found
+
     def has(self, entrypoint: str) -> bool:
         return entrypoint in self.module.ENTRYPOINTS
 
@@ -185,6 +204,12 @@ class OM:
 
         params = inspect.signature(self.module.ENTRYPOINTS[entrypoint].forward).parameters
         return [p for p in params if p != "self"]
+
+
+def _shape_names(text: str) -> List[str]:
+    """The entries of a generated INPUTS shape ("[N, num_classes, h, w]"); none for "any"."""
+    text = text.strip()
+    return [] if text == "any" else [part.strip() for part in text.strip("[]").split(",") if part.strip()]
 
 
 def preset_overrides(om: OM, preset: OM) -> Dict[str, Any]:

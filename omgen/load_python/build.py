@@ -98,7 +98,7 @@ class Builder:
         if name in self.config:
             return self.config[name].type
         if name in self.inputs:
-            return self.inputs[name].type
+            return self.inputs[name].value_type
         for (method, _values), term_name in self.term_units.items():
             if term_name == name:
                 return next((d.returns for d in self.definitions[method] if d.returns), "Tensor")

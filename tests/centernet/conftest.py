@@ -31,14 +31,12 @@ def entry(variant, name, **config):
 
 
 def call(mod, **inputs):
-    """Call an entrypoint with the inputs its forward takes (by name)."""
+    """Call an entrypoint with the inputs its forward takes (by name); the size input ``grid`` is read off
+    ``heatmap`` when not given, as runtime.om.OM.sizes_from does."""
+    if "grid" not in inputs and "heatmap" in inputs:
+        inputs["grid"] = list(inputs["heatmap"].shape[2:])
     names = list(inspect.signature(mod.forward).parameters)
     return mod(*[inputs[n] for n in names])
-
-
-def canvas(n, c, h, w):
-    """A heatmap argument that only carries its shape (what the targets entrypoint reads)."""
-    return torch.zeros(()).expand(n, c, h, w)
 
 
 @st.composite
@@ -92,7 +90,8 @@ def reference_targets(boxes, classes, h, w, cfg, radius_fn=None):
 def predictions(n, c, h, w, seed=0):
     g = torch.Generator().manual_seed(seed)
     return dict(heatmap=torch.randn(n, c, h, w, generator=g) * 2, size=torch.rand(n, 2, h, w, generator=g) * 8,
-                offset=torch.rand(n, 2, h, w, generator=g), class_size=torch.rand(n, c, 2, h, w, generator=g) * 8)
+                offset=torch.rand(n, 2, h, w, generator=g), class_size=torch.rand(n, c, 2, h, w, generator=g) * 8,
+                grid=[h, w])  # the output grid: the OM's size input
 
 
 sys.modules["centernet_helpers"] = sys.modules[__name__]

@@ -93,7 +93,7 @@ def pad(scenes):
 
 def oracle_decode(boxes, classes, num_classes, top_k=100, h=128, w=128):
     infer = H.entry("oracle_all", "infer", num_classes=num_classes, top_k=top_k)
-    return H.call(infer, heatmap=H.canvas(boxes.shape[0], num_classes, h, w), boxes=boxes, classes=classes)
+    return H.call(infer, grid=[h, w], boxes=boxes, classes=classes)
 
 
 def coco_ap(scenes, det, num_classes):
@@ -163,7 +163,7 @@ def test_collisions_counted():
     det = oracle_decode(boxes, classes, 3)
     total = lost = 0
     for i, (b, _) in enumerate(scenes):
-        t = H.call(H.entry("base", "targets", num_classes=3), heatmap=H.canvas(1, 3, 128, 128), boxes=boxes[i:i + 1],
+        t = H.call(H.entry("base", "targets", num_classes=3), grid=[128, 128], boxes=boxes[i:i + 1],
                    classes=classes[i:i + 1])
         valid = t["valid_truth"][0].tolist()
         idx = [cell for cell, ok in zip(t["index_truth"][0].tolist(), valid) if ok]
@@ -193,7 +193,7 @@ def test_oracle_all_on_generated_box_sets(sample, top_k):
     boxes, classes, h, w = sample
     n = boxes.shape[0]
     det = oracle_decode(boxes, classes, 3, top_k=top_k, h=h, w=w)
-    t = H.call(H.entry("base", "targets", num_classes=3), heatmap=H.canvas(n, 3, h, w), boxes=boxes, classes=classes)
+    t = H.call(H.entry("base", "targets", num_classes=3), grid=[h, w], boxes=boxes, classes=classes)
     clipped = torch.minimum(boxes.clamp(min=0), torch.tensor([4.0 * w, 4.0 * h, 4.0 * w, 4.0 * h]))
     for i in range(n):
         last = {}

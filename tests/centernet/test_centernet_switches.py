@@ -19,7 +19,7 @@ SWITCHES = ["dense_wh", "norm_wh", "reg_loss_sl1", "no_offset"]
 
 def session(variant, boxes, classes, preds, **config):
     s = H.module(variant).Session(num_classes=C, **config)
-    s.bind(boxes=boxes, classes=classes, **preds)
+    s.bind(boxes=boxes, classes=classes, **{"grid": list(preds["heatmap"].shape[2:]), **preds})
     return s
 
 
@@ -50,7 +50,7 @@ def box_batch(rows):
 
 def zeros(h, w):
     return dict(heatmap=torch.zeros(1, C, h, w), size=torch.zeros(1, 2, h, w), offset=torch.zeros(1, 2, h, w),
-                class_size=torch.zeros(1, C, 2, h, w))
+                class_size=torch.zeros(1, C, 2, h, w), grid=[h, w])
 
 
 # ---------------------------------------------------------------- hand-computed cases

@@ -1,7 +1,8 @@
 """CenterNet's targets computed inline, on the device or in the data loader: the same losses, step by step.
 
-Its targets entrypoint reads the network's heat map for the output grid only; the generic runtime hands it
-the network's output on the device, and train/centernet.py's collate a zero-stride stand-in in the loader.
+Its targets entrypoint takes the output grid as a size input (`grid: {type: Size, shape: [h, w]}`): the generic
+runtime reads it off the network's heat map on the device, and train/centernet.py's collate puts it into the
+batch in the loader; no stand-in tensor travels anywhere.
 """
 import numpy as np
 import pytest
@@ -41,30 +42,41 @@ def test_device_and_loader_targets_give_the_inline_losses(synthetic, tmp_path):
             np.testing.assert_allclose(c[key], a[key], rtol=1e-5, err_msg=f"loader {key}")
 
 
-def test_loader_stand_in_is_free_and_dropped_after_the_targets(synthetic):
+def test_loader_collate_adds_the_grid_and_the_targets_read_it(synthetic):
     cfg = tiny_config(synthetic, "unused", om={"targets": "loader"})
     ds = C.build_dataset(cfg, "train", train=True)
-    collate = C.make_collate(cfg, ds.num_classes)
+    collate = C.make_collate(cfg, train=True)
     samples = [ds[i] for i in range(3)]
     plain = collate(samples)
-    stand_in = plain["heatmap"]
-    assert stand_in.shape == (3, ds.num_classes, 16, 16) and stand_in.stride() == (0, 0, 0, 0)
+    assert plain["grid"] == [16, 16]  # 64 x 64 images, output stride 4
     om = load_om("specs/centernet.yaml", "base", compile=False)
+    assert om.signature("targets") == ["grid", "boxes", "classes"]  # no heat map
     batch = TargetsCollate(collate, om, {"num_classes": ds.num_classes})(samples)
-    assert "heatmap" not in batch  # the network makes the real one
     assert batch["targets"]["heat_truth"].shape == (3, ds.num_classes, 16, 16)
-    want = om.build("targets", {"num_classes": ds.num_classes})(stand_in, plain["boxes"], plain["classes"])
+    want = om.build("targets", {"num_classes": ds.num_classes})([16, 16], plain["boxes"], plain["classes"])
     for name, value in want.items():
         assert torch.equal(batch["targets"][name], value), name
 
 
-def test_loader_without_the_stand_in_names_what_is_missing(synthetic):
+def test_loader_without_the_grid_names_what_is_missing(synthetic):
     cfg = tiny_config(synthetic, "unused")
     ds = C.build_dataset(cfg, "train", train=True)
     om = load_om("specs/centernet.yaml", "base", compile=False)
     collate = TargetsCollate(C.make_collate(cfg), om, {"num_classes": ds.num_classes})
-    with pytest.raises(KeyError, match=r"lacks \['heatmap'\].*read only their shape"):
+    with pytest.raises(KeyError, match=r"lacks \['grid'\].*size inputs.*batch\['grid'\] = \[H // stride, W // stride\]"):
         collate([ds[0]])
+
+
+def test_the_grid_is_read_off_the_heat_map_and_checked_against_it():
+    om = load_om("specs/centernet.yaml", "base", compile=False)
+    heat = torch.zeros(2, 80, 12, 20)
+    assert om.sizes_from({"heatmap": heat, "boxes": torch.zeros(2, 3, 4)}) == {"grid": [12, 20]}
+    train = om.build("train")
+    inputs = dict(heatmap=heat, size=torch.zeros(2, 2, 12, 20), offset=torch.zeros(2, 2, 12, 20),
+                  boxes=torch.zeros(2, 3, 4), classes=torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"input 'grid': expected sizes \[h, w\], got \[12, 21\] \(w = 20 in an earlier"):
+        train(**inputs, grid=[12, 21])
+    assert torch.isfinite(train(**inputs, grid=[12, 20])["loss"])
 
 
 def test_only_the_prediction_inputs_the_variant_takes_are_required():

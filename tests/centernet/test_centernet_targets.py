@@ -28,7 +28,7 @@ def check_targets(got, want):
 def test_targets_match_reference(sample):
     boxes, classes, h, w = sample
     targets = H.entry("base", "targets", num_classes=3)
-    got = H.call(targets, heatmap=H.canvas(boxes.shape[0], 3, h, w), boxes=boxes, classes=classes)
+    got = H.call(targets, grid=[h, w], boxes=boxes, classes=classes)
     check_targets(got, H.reference_targets(boxes, classes, h, w, CFG))
 
 
@@ -37,7 +37,7 @@ def test_targets_match_reference(sample):
 def test_radius_fix_targets_match_reference(sample):
     boxes, classes, h, w = sample
     targets = H.entry("radius_fix", "targets", num_classes=3)
-    got = H.call(targets, heatmap=H.canvas(boxes.shape[0], 3, h, w), boxes=boxes, classes=classes)
+    got = H.call(targets, grid=[h, w], boxes=boxes, classes=classes)
     check_targets(got, H.reference_targets(boxes, classes, h, w, CFG, ref.radius_corrected))
 
 
@@ -50,7 +50,7 @@ def test_large_scene_and_scripted():
     boxes = torch.from_numpy(np.concatenate([xy, xy + wh], 2).astype(np.float32))
     classes = torch.from_numpy(rng.integers(0, 80, (n, m)))
     targets = torch.jit.script(H.entry("base", "targets"))
-    got = H.call(targets, heatmap=H.canvas(n, 80, 128, 128), boxes=boxes, classes=classes)
+    got = H.call(targets, grid=[128, 128], boxes=boxes, classes=classes)
     check_targets(got, H.reference_targets(boxes, classes, 128, 128, ref.DEFAULTS))
     assert int(got["radius_truth"].max()) > 10
 
@@ -74,7 +74,7 @@ def test_gaussian_shape_one_object():
     """One 40 x 40 px box centered at output cell (5, 5): radius and sigma = (2r + 1) / 6 as in the math."""
     targets = H.entry("base", "targets", num_classes=2)
     boxes = torch.tensor([[[2.0, 2.0, 42.0, 42.0]]])  # 10 x 10 cells, center (5.5, 5.5)
-    got = H.call(targets, heatmap=H.canvas(1, 2, 16, 16), boxes=boxes, classes=torch.tensor([[1]]))
+    got = H.call(targets, grid=[16, 16], boxes=boxes, classes=torch.tensor([[1]]))
     r = int(ref.radius_published(10, 10))
     assert int(got["radius_truth"][0, 0]) == r
     sigma = (2 * r + 1) / 6

@@ -31,12 +31,12 @@ def entry(variant, name, **config):
 
 
 def call(mod, **inputs):
+    """Call an entrypoint with the inputs its forward takes (by name); the size input ``grid`` is read off
+    ``heatmap`` when not given, as runtime.om.OM.sizes_from does."""
+    if "grid" not in inputs and "heatmap" in inputs:
+        inputs["grid"] = list(inputs["heatmap"].shape[2:])
     names = list(inspect.signature(mod.forward).parameters)
     return mod(*[inputs[n] for n in names])
-
-
-def canvas(n, c, h, w):
-    return torch.zeros(()).expand(n, c, h, w)
 
 
 @st.composite
@@ -81,7 +81,7 @@ def predictions(n, h, w, seed=0, joints=J):
                 offset=torch.rand(n, 2, h, w, generator=g),
                 joint_offset=torch.randn(n, 2 * joints, h, w, generator=g) * 2,
                 joint_heatmap=torch.randn(n, joints, h, w, generator=g) * 2,
-                joint_sub_offset=torch.rand(n, 2, h, w, generator=g))
+                joint_sub_offset=torch.rand(n, 2, h, w, generator=g), grid=[h, w])  # grid: the size input
 
 
 sys.modules["pose_helpers"] = sys.modules[__name__]

@@ -11,7 +11,7 @@ KEYS = ["heat_truth", "size_truth", "offset_truth", "index_truth", "mask_truth",
 
 
 def _targets(boxes, classes, kps, h, w, variant="base"):
-    return H.call(H.entry(variant, "targets"), heatmap=H.canvas(boxes.shape[0], 1, h, w), boxes=boxes,
+    return H.call(H.entry(variant, "targets"), grid=[h, w], boxes=boxes,
                   classes=classes, keypoints=kps)
 
 
@@ -31,7 +31,7 @@ def test_targets_match_the_loop_reference(scene):
 def test_oracle_maps_match_the_reference(scene):
     boxes, classes, kps, h, w = scene
     session = H.module("base").Session()
-    session.bind(heatmap=H.canvas(boxes.shape[0], 1, h, w), boxes=boxes, classes=classes, keypoints=kps)
+    session.bind(grid=[h, w], boxes=boxes, classes=classes, keypoints=kps)
     want = H.reference_targets(boxes, classes, kps, h, w)
     for key in ["joint_offset_map_truth", "joint_sub_offset_map_truth"]:
         np.testing.assert_allclose(getattr(session, key)().numpy(), want[key], atol=1e-5, rtol=0, err_msg=key)

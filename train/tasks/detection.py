@@ -10,7 +10,7 @@ import functools
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 import torch
 
@@ -28,28 +28,26 @@ __all__ = ["DetectionTask", "make_collate", "collate_with_grid", "DEFAULT_OUTPUT
 DEFAULT_OUTPUTS = {"boxes": "boxes_pred", "scores": "scores_pred", "classes": "classes_pred"}
 
 
-def make_collate(cfg: Mapping[str, Any], num_classes: Optional[int] = None):
-    """Batches of the detection views; with ``om.targets: loader`` (and the training set's ``num_classes``)
-    each batch also holds the ``heatmap`` stand-in that the OM's targets entrypoint reads for its grid."""
+def make_collate(cfg: Mapping[str, Any], train: bool = False):
+    """Batches of the detection views; for training with ``om.targets: loader`` each batch also holds ``grid``, the output
+    grid [H / stride, W / stride] the OM's targets are drawn on (its size input)."""
     from train.data.detection import collate_detection
 
     m = cfg["data"].get("max_objects")
     collate = functools.partial(collate_detection, max_objects=None if m is None else int(m))
-    if cfg["om"].get("targets", "inline") != "loader" or num_classes is None:
+    if cfg["om"].get("targets", "inline") != "loader" or not train:
         return collate
     om_config = dict(cfg["om"].get("config", {}) or {})
-    name = dict(cfg["om"].get("truth", {}) or {}).get("heatmap", "heatmap")
-    return functools.partial(collate_with_grid, collate=collate, key=name,
-                             channels=int(om_config.get("num_classes", num_classes)),
-                             stride=int(om_config.get("output_stride", 4)))
+    name = dict(cfg["om"].get("truth", {}) or {}).get("grid", "grid")
+    return functools.partial(collate_with_grid, collate=collate, key=name, stride=int(om_config.get("output_stride", 4)))
 
 
-def collate_with_grid(samples, *, collate, key: str, channels: int, stride: int) -> Dict[str, Any]:
-    """``collate``, plus ``batch[key]``: a zero-stride [N, C, H / stride, W / stride] stand-in for the
-    network's heat map (no memory), which runtime.model.TargetsCollate drops once the targets are made."""
+def collate_with_grid(samples, *, collate, key: str, stride: int) -> Dict[str, Any]:
+    """``collate``, plus ``batch[key]``: the output grid [H // stride, W // stride] (the OM's size input
+    ``grid``), which runtime.model.TargetsCollate passes to the targets entrypoint."""
     batch = collate(samples)
-    n, _, h, w = batch["image"].shape
-    batch[key] = torch.zeros(()).expand(n, channels, h // stride, w // stride)
+    _, _, h, w = batch["image"].shape
+    batch[key] = [h // stride, w // stride]
     return batch
 
 
@@ -109,7 +107,7 @@ class DetectionTask(Task):
         return PanopticDetection(ds)
 
     def collate(self, cfg, dataset, *, train):
-        return make_collate(cfg, dataset.num_classes if train else None)
+        return make_collate(cfg, train)
 
     def network(self, cfg, om: OM, om_config, dataset):
         from train.model.centernet import CenterNet

@@ -196,7 +196,7 @@ class PoseTask(Task):
         if not train or cfg["om"].get("targets", self.default_targets) != "loader":
             return collate
         stride = int(dict(cfg["om"].get("config", {}) or {}).get("output_stride", 4))
-        return functools.partial(collate_with_grid, collate=collate, key="heatmap", channels=1, stride=stride)
+        return functools.partial(collate_with_grid, collate=collate, key="grid", stride=stride)
 
     def network(self, cfg, om, om_config, dataset):
         mixins = getattr(om.module, "MIXINS", ())
