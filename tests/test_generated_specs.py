@@ -73,7 +73,9 @@ def random_inputs(module, seed: int = 0) -> dict:
                         size *= sizes.setdefault(factor, 3)
                 shape.append(size)
         dtype = decl["dtype"]
-        if dtype in ("long", "int"):
+        if decl.get("type") == "Size":  # a size input: the sizes it names, as the other inputs bind them
+            values[name] = shape
+        elif dtype in ("long", "int"):
             values[name] = torch.randint(0, 5000, shape, generator=generator)
         elif dtype == "uint8":
             values[name] = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)

@@ -185,7 +185,7 @@ def _check_sizes(
     symbols: List[str],
     dims: Dict[str, int],
 ) -> None:
-    """Raise a one-line ValueError when a size input's count or values differ from the spec or the other inputs."""
+    """Raise a one-line ValueError when a size input differs from the spec or the other inputs."""
     got = "got [" + ", ".join([str(s) for s in value]) + "]"
     if len(value) != len(sizes):
         raise ValueError("input '" + name + "': expected sizes " + expected + ", " + got)

@@ -133,7 +133,7 @@ def test_mapping_errors_name_the_missing_output():
     model = OMModel(_Fixed(logits), om, targets="inline")  # no outputs map: center_heatmap is missing
     with pytest.raises(KeyError, match="center_heatmap"):
         model(batch)
-    with pytest.raises(ValueError, match="not prediction/truth inputs"):
+    with pytest.raises(ValueError, match="not prediction/truth/size inputs"):
         OMModel(_Fixed(logits), om, outputs={"nope": "x"})
     with pytest.raises(ValueError, match="no 'targets' entrypoint"):
         OMModel(ToyNet(), load_om("toy_peaks", "base"), targets="device")
