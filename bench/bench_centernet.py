@@ -57,7 +57,7 @@ def predictions(boxes, classes, seed=0):
     """Network-like outputs: logits from the target heat map + noise, sizes / offsets near the targets."""
     n = boxes.shape[0]
     g = torch.Generator().manual_seed(seed)
-    t = om.Targets()(torch.zeros(()).expand(n, 80, 128, 128), boxes, classes)
+    t = om.Targets()([128, 128], boxes, classes)
     prob = (t["heat_truth"] * 0.9 + 0.05 * torch.rand(n, 80, 128, 128, generator=g)).clamp(1e-4, 1 - 1e-4)
     logits = torch.log(prob / (1 - prob))
     size = t["size_map_truth"] + torch.rand(n, 2, 128, 128, generator=g)
@@ -68,7 +68,7 @@ def predictions(boxes, classes, seed=0):
 def collisions(scenes=200, m=50, seed=0):
     """Objects lost in random scenes (bench boxes): same center cell as a later object (any class)."""
     boxes, classes = boxes_batch(scenes, m, seed=seed)
-    t = om.Targets()(torch.zeros(()).expand(scenes, 80, 128, 128), boxes, classes)
+    t = om.Targets()([128, 128], boxes, classes)
     valid = t["valid_truth"]
     total = int(valid.sum())
     cells = torch.where(valid, t["index_truth"] + torch.arange(scenes).view(-1, 1) * 128 * 128, -1)

@@ -204,18 +204,15 @@ def _om(model: OMModel, batch) -> float:
 
 
 def _targets(model: OMModel, batch) -> float:
-    """The targets entrypoint, no grad; a prediction input it reads for its grid only gets a zero-stride stand-in."""
+    """The targets entrypoint, no grad, as a loader worker runs it: its size input (the output grid) from the
+    image size and the output stride."""
     truths = model.truths(batch, model.targets_truth)
-    n, _, h, w = batch["image"].shape
-    stand_ins = {}
-    for name in model._signatures["targets"]:
-        if name in model.om.prediction_inputs:  # CenterNet's heatmap: [N, C, H / stride, W / stride]
-            cfg = {**model.om.defaults, **model.om_config}
-            stride = int(cfg.get("output_stride", 4))
-            stand_ins[name] = torch.zeros(()).expand(n, int(cfg["num_classes"]), h // stride, w // stride)
+    _, _, h, w = batch["image"].shape
+    stride = int({**model.om.defaults, **model.om_config}.get("output_stride", 4))
+    sizes = {name: [h // stride, w // stride] for name in model.om.size_inputs}
     t = time.perf_counter()
     with torch.no_grad():
-        model.compute_targets(truths, stand_ins)
+        model.compute_targets({**truths, **sizes})
     return time.perf_counter() - t
 
 

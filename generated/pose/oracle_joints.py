@@ -186,6 +186,12 @@ def _check_sizes(
     dims: Dict[str, int],
 ) -> None:
     """Raise a one-line ValueError when a size input differs from the spec or the other inputs."""
+    if not isinstance(
+        value, (list, tuple)
+    ):  # always a list once scripted; eager callers may pass anything
+        raise ValueError(
+            "input '" + name + "': expected a list of sizes " + expected + ", got another type"
+        )
     got = "got [" + ", ".join([str(s) for s in value]) + "]"
     if len(value) != len(sizes):
         raise ValueError("input '" + name + "': expected sizes " + expected + ", " + got)

@@ -135,3 +135,9 @@ def test_a_size_input_converts_to_python_and_back(sized, tmp_path):
     for other in (py, back):
         assert load(other).inputs_by_name["grid"].type == "Size"
         assert load(other).inputs_by_name["grid"].shape == ("h", "w")
+
+
+def test_a_tensor_for_the_grid_is_one_line_in_eager_mode(sized):
+    _, module = sized
+    with pytest.raises(ValueError, match=r"^input 'grid': expected a list of sizes \[h, w\], got another type$"):
+        module.ENTRYPOINTS["targets"]()(grid=torch.zeros(1, 1, 4, 4), points=torch.zeros(1, 2, dtype=torch.long))

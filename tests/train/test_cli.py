@@ -81,6 +81,10 @@ def test_train_then_eval(tmp_path, data_root, capsys):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["images"] == 4 and metrics["pq"] == pytest.approx(records[-1]["pq"])
     assert _png_size(out / "eval" / "curves.png") == (1200, 420)  # the run's curves and this eval
+    first = {f.name: f.read_bytes() for f in (out / "eval").rglob("*") if f.is_file()}
+    assert main(["eval", str(cfg), "--out", str(out / "eval"), "--checkpoint", str(out / "last.pt")]) == 0
+    assert f"{out / 'eval-2'}" in capsys.readouterr().err  # a second eval gets its own folder, printed
+    assert {f.name: f.read_bytes() for f in (out / "eval").rglob("*") if f.is_file()} == first  # untouched
 
     with pytest.raises(SystemExit):  # export needs a checkpoint (exported in the demo test)
         main(["export", str(cfg)])
