@@ -90,8 +90,7 @@ def reference_targets(boxes, classes, h, w, cfg, radius_fn=None):
 def predictions(n, c, h, w, seed=0):
     g = torch.Generator().manual_seed(seed)
     return dict(heatmap=torch.randn(n, c, h, w, generator=g) * 2, size=torch.rand(n, 2, h, w, generator=g) * 8,
-                offset=torch.rand(n, 2, h, w, generator=g), class_size=torch.rand(n, c, 2, h, w, generator=g) * 8,
-                grid=[h, w])  # the output grid: the OM's size input
+                offset=torch.rand(n, 2, h, w, generator=g), class_size=torch.rand(n, c, 2, h, w, generator=g) * 8)
 
 
 sys.modules["centernet_helpers"] = sys.modules[__name__]

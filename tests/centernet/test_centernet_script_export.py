@@ -12,7 +12,7 @@ def sample():
     boxes = torch.tensor([[[8.0, 8.0, 40.0, 30.0], [50.0, 20.0, 70.0, 60.0], [-10.0, 40.0, 12.0, 90.0], [0, 0, 0, 0]],
                           [[30.0, 30.0, 31.0, 32.0], [20.0, 4.0, 79.0, 95.0], [1.0, 1.0, 5.0, 9.0], [9, 9, 20, 20]]])
     classes = torch.tensor([[0, 2, 1, -1], [3, 3, 0, 7]])
-    return dict(H.predictions(2, C, 24, 20, seed=9), boxes=boxes, classes=classes)
+    return dict(H.predictions(2, C, 24, 20, seed=9), grid=[24, 20], boxes=boxes, classes=classes)
 
 
 @pytest.mark.parametrize("variant", H.VARIANTS)

@@ -214,7 +214,7 @@ def realistic():
                           [[30.0, 30.0, 31.0, 32.0], [20.0, 4.0, 79.0, 95.0], [1.0, 1.0, 5.0, 9.0], [9, 9, 20, 20],
                            [18.0, 2.0, 80.0, 90.0]]])
     classes = torch.tensor([[0, 2, 1, -1, 1], [3, 3, 0, 7, 3]])
-    return dict(H.predictions(2, C, 24, 20, seed=9), boxes=boxes, classes=classes)
+    return dict(H.predictions(2, C, 24, 20, seed=9), grid=[24, 20], boxes=boxes, classes=classes)
 
 
 @pytest.mark.parametrize("variant", SWITCHES)
@@ -289,7 +289,7 @@ def test_dense_size_target_crowded_scene_scripted():
     classes = torch.from_numpy(rng.integers(-1, C, (n, m)))
     preds = H.predictions(n, C, h, w, seed=4)
     s = torch.jit.script(H.module("dense_wh").Session(num_classes=C))
-    s.bind(boxes=boxes, classes=classes, **preds)
+    s.bind(boxes=boxes, classes=classes, grid=[h, w], **preds)
     objs = [ref.objects(boxes[i].numpy(), classes[i].numpy(), h, w, CFG) for i in range(n)]
     want = np.stack([ref.dense_size_target(o, h, w) for o in objs])
     np.testing.assert_array_equal(s.size_dense_truth().numpy(), want)

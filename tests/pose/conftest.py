@@ -81,7 +81,7 @@ def predictions(n, h, w, seed=0, joints=J):
                 offset=torch.rand(n, 2, h, w, generator=g),
                 joint_offset=torch.randn(n, 2 * joints, h, w, generator=g) * 2,
                 joint_heatmap=torch.randn(n, joints, h, w, generator=g) * 2,
-                joint_sub_offset=torch.rand(n, 2, h, w, generator=g), grid=[h, w])  # grid: the size input
+                joint_sub_offset=torch.rand(n, 2, h, w, generator=g))
 
 
 sys.modules["pose_helpers"] = sys.modules[__name__]

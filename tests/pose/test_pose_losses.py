@@ -89,7 +89,7 @@ def test_dense_hp_targets_and_loss(scene):
     n = boxes.shape[0]
     session = H.module("dense_hp").Session()
     pred = H.predictions(n, h, w, seed=5)
-    session.bind(**pred, boxes=boxes, classes=classes, keypoints=kps)
+    session.bind(**pred, grid=[h, w], boxes=boxes, classes=classes, keypoints=kps)
     dense = [ref.dense_targets(boxes[i].numpy(), classes[i].numpy(), kps[i].numpy(), h, w) for i in range(n)]
     np.testing.assert_allclose(session.joint_dense_truth().numpy(), np.stack([d[0] for d in dense]), atol=1e-5)
     np.testing.assert_allclose(session.joint_dense_mask_truth().numpy(), np.stack([d[1] for d in dense]), atol=1e-6)

@@ -16,7 +16,7 @@ def sample():
     lo, hi = boxes[..., :2].unsqueeze(2), boxes[..., 2:].unsqueeze(2)
     kps[..., :2] = lo + torch.rand(2, 3, 17, 2, generator=g) * (hi - lo)
     kps[..., 2] = torch.randint(0, 3, (2, 3, 17), generator=g).float()
-    return dict(H.predictions(2, 24, 20, seed=9), boxes=boxes, classes=classes, keypoints=kps)
+    return dict(H.predictions(2, 24, 20, seed=9), grid=[24, 20], boxes=boxes, classes=classes, keypoints=kps)
 
 
 @pytest.mark.parametrize("variant", H.VARIANTS)
