@@ -155,3 +155,59 @@ def test_entrypoint_exports(spec_path, entrypoint):
             torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{entrypoint}: {key}")
         else:
             assert torch.equal(expected[key], got[key]), f"{entrypoint}: {key} differs after export"
+
+
+def _fullgraph_cases() -> list:
+    """Every entrypoint of every deployable variant (its infer reads no ground truth), once per distinct code:
+    variants whose entrypoint needs the same terms, defined by the same lines, trace the same graph."""
+    cases, seen = [], set()
+    for spec_path in SPECS:
+        result = compile_spec(spec_path)
+        for graph in result.graphs:
+            inputs = graph.spec.inputs_by_name
+            infer = next((e for e in graph.spec.entrypoints if e.name == "infer"), None)
+            if infer is not None and any(inputs[n].role == "truth" for n in graph.needed_for(infer.outputs)
+                                         if n in inputs):
+                continue  # an oracle variant: not deployable
+            for entrypoint in graph.spec.entrypoints:
+                needed = graph.needed_for(entrypoint.outputs)
+                key = (graph.spec.om, entrypoint.name, tuple(
+                    (n, str(graph.by_name[n].term.winner.location)) for n in needed if n in graph.by_name))
+                if key not in seen:
+                    seen.add(key)
+                    cases.append((graph.spec.om, graph.om.variant.module_name, entrypoint.name))
+    return cases
+
+
+FULLGRAPH = _fullgraph_cases()
+
+
+@pytest.mark.parametrize("om,variant,entrypoint", FULLGRAPH, ids=[f"{o}.{v}:{e}" for o, v, e in FULLGRAPH])
+def test_deployable_entrypoints_trace_without_a_graph_break(om, variant, entrypoint):
+    """torch.compile(fullgraph=True) traces the entrypoint as one graph (dynamo, eager backend: no C++ build on
+    the CPU); a graph break is an error. The fused GPU path (bench/bench_gpu.py) relies on this."""
+    import inspect
+
+    module = importlib.import_module(f"generated.{om}.{variant}")
+    eager = module.ENTRYPOINTS[entrypoint]()
+    inputs = random_inputs(module, seed=1)
+    args = tuple(inputs[p] for p in inspect.signature(eager.forward).parameters)
+    torch._dynamo.reset()
+    compiled = torch.compile(eager, fullgraph=True, backend="eager")
+    try:
+        expected = eager(*args)
+    except (IndexError, RuntimeError, ValueError):  # random values out of an input's domain (given targets)
+        with pytest.raises(Exception) as info:
+            compiled(*args)
+        from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+        tracing = (torch._dynamo.exc.TorchDynamoException, GuardOnDataDependentSymNode)
+        assert not isinstance(info.value, tracing), info.value  # the same domain error, not a failed trace
+        return
+    got = compiled(*args)
+    assert expected.keys() == got.keys()
+    for key in expected:  # the traced static path (export.yaml): equal, or equal up to rounding where export is
+        if (om, entrypoint) in EXPORT_CLOSE:
+            torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{entrypoint}: {key}")
+        else:
+            assert torch.equal(expected[key], got[key]), f"{variant}.{entrypoint}: {key} differs when compiled"
