@@ -310,6 +310,29 @@ def _check_entrypoints(graph: TermGraph, errors: ErrorCollector) -> None:
             elif term.term.type != "Tensor":
                 errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}' returns '{output}' of type "
                              f"{term.term.type}", "entrypoint outputs must be Tensor terms (return Dict[str, Tensor])")
+        if entrypoint.per_image:
+            _check_per_image(graph, entrypoint, errors)
+
+
+def _check_per_image(graph: TermGraph, entrypoint, errors: ErrorCollector) -> None:
+    """Run one image at a time only where that means something: every tensor input and every output starts
+    with the same batch size, so slices of the inputs give the slices of the outputs."""
+    spec = graph.spec
+    inputs = [spec.inputs_by_name[n] for n in graph.needed_for(entrypoint.outputs) if n in spec.inputs_by_name]
+    tensors = [i for i in inputs if i.type == "Tensor"]
+    firsts = {i.shape[0] if i.shape else None for i in tensors}
+    batch = next(iter(firsts)) if len(firsts) == 1 else None
+    if not isinstance(batch, str) or not tensors:
+        shapes = ", ".join(f"{i.name} {list(i.shape) if i.shape else 'any'}" for i in tensors) or "no tensor input"
+        errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image needs every tensor input to "
+                     f"start with the same batch size ({shapes})", "declare shapes such as [N, C, H, W]")
+        return
+    for output in entrypoint.outputs:
+        term = graph.by_name.get(output)
+        if term is not None and not (term.term.shape and term.term.shape[0] == batch):
+            shape = list(term.term.shape) if term.term.shape else "undeclared"
+            errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image needs every output to "
+                         f"start with {batch}; '{output}' has shape {shape}", f"declare its shape as [{batch}, ...]")
 
 
 def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:

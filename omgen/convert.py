@@ -303,7 +303,12 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     entrypoints: dict[str, Any] = {}
     for entrypoint in spec.entrypoints:
         outputs = list(entrypoint.outputs)
-        entrypoints[entrypoint.name] = {"outputs": outputs, "doc": entrypoint.doc} if entrypoint.doc else outputs
+        fields: dict[str, Any] = {"outputs": outputs}
+        if entrypoint.doc:
+            fields["doc"] = entrypoint.doc
+        if entrypoint.per_image:
+            fields["per_image"] = True
+        entrypoints[entrypoint.name] = fields if len(fields) > 1 else outputs
     out.append("\nentrypoints = " + py_literal(entrypoints) + "\n")
     return "".join(out)
 
@@ -425,8 +430,12 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
             out.append(f"  {variant.name}: {_y(list(variant.mixins))}\n")
     out.append("entrypoints:\n")
     for entrypoint in spec.entrypoints:
-        if entrypoint.doc:
-            out.append(f"  {entrypoint.name}:\n    outputs: {_y(list(entrypoint.outputs))}\n    doc: {_y(entrypoint.doc)}\n")
+        if entrypoint.doc or entrypoint.per_image:
+            out.append(f"  {entrypoint.name}:\n    outputs: {_y(list(entrypoint.outputs))}\n")
+            if entrypoint.doc:
+                out.append(f"    doc: {_y(entrypoint.doc)}\n")
+            if entrypoint.per_image:
+                out.append("    per_image: true\n")
         else:
             out.append(f"  {entrypoint.name}: {_y(list(entrypoint.outputs))}\n")
     return "".join(out)

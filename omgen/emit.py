@@ -53,6 +53,7 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         import_block=IMPORT_BLOCK,
         inputs=[_input_view(i) for i in spec.inputs],
         has_size_inputs=any(i.type == SIZE for i in spec.inputs),
+        has_per_image=any(e.per_image for e in spec.entrypoints),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
@@ -162,7 +163,14 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
         comment = winner.owner + (f", overrides {term.term.chain[1].owner}" if len(term.term.chain) > 1 else "")
         steps.append({"code": code, "comment": comment})
     column = min(max((len(s["code"]) for s in steps), default=0), COMMENT_COLUMN_MAX)
+    tensors = [i.name for i in needed_inputs if i.type == "Tensor"]
+    per_image = {}
+    if entrypoint.per_image:
+        one = [f"{i.name}[_i : _i + 1]" if i.type == "Tensor" else i.name for i in needed_inputs]
+        per_image = {"batch": tensors[0], "image_args": ", ".join(one),
+                     "batch_args": ", ".join(i.name for i in needed_inputs)}
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
+            "per_image": per_image,
             "outputs": entrypoint.outputs, "params": params, "param_names": [i.name for i in needed_inputs],
             "dict_callable": all(i.type == "Tensor" for i in needed_inputs),
             "checks": checks, "steps": steps,

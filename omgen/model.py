@@ -165,6 +165,7 @@ class EntrypointDecl:
     outputs: tuple[str, ...]
     doc: str
     location: Location
+    per_image: bool = False  # eager and TorchScript run the batch one image at a time (small temporaries)
 
     @property
     def class_name(self) -> str:

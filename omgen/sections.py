@@ -24,7 +24,7 @@ CONFIG_KEYS = ("type", "default", "doc")
 INPUT_KEYS = ("type", "shape", "dtype", "role", "doc")
 PART_KEYS = ("type", "shape", "math", "doc", "probe")
 VARIANT_KEYS = ("mixins", "config", "doc")
-ENTRYPOINT_KEYS = ("outputs", "doc")
+ENTRYPOINT_KEYS = ("outputs", "doc", "per_image")
 DTYPES = ("float", "long", "int", "bool", "uint8", "any")
 ROLES = ("prediction", "truth", "other")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # used with match(): \Z, not $, which admits a final newline
@@ -363,10 +363,11 @@ class Sections:
             if not IDENTIFIER.match(name):
                 self.errors.error(key.location, f"entrypoint name '{name}' must be a Python identifier")
                 continue
-            doc = ""
+            doc, per_image = "", False
             if value.kind != LIST:
                 fields = self.fields(value, f"entrypoint '{name}'", ENTRYPOINT_KEYS)
                 doc = self.string(fields.get("doc"), "doc")
+                per_image = self.flag(fields.get("per_image"), f"entrypoint '{name}': per_image")
                 value = fields.get("outputs") or Raw(LIST, (), key.location)
             outputs: list[str] = []
             if value.kind != LIST:
@@ -381,7 +382,7 @@ class Sections:
                 outputs.append(term)
             if not outputs:
                 self.errors.error(key.location, f"entrypoint '{name}' has no outputs")
-            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location))
+            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location, per_image))
         return tuple(entrypoints)
 
     def term_name(self, raw: Raw, entrypoint: str) -> str | None:

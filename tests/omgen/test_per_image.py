@@ -1,0 +1,144 @@
+"""`per_image: true` entrypoints: eager and TorchScript run the batch image by image, tracers see one batch."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from omgen.compile import compile_spec, load, write
+from omgen.convert import convert
+from omgen.errors import SpecErrors
+
+SPEC = """\
+om: images
+inputs:
+  logits: {shape: [N, C, H, W], dtype: float, role: prediction}
+  grid: {type: Size, shape: [H, W]}
+blocks:
+  Decode:
+    terms:
+      labels:
+        shape: [N, 1, H, W]
+        expr: logits.argmax(1, keepdim=True)
+      count:
+        shape: [N]
+        doc: Pixels of class 0 per image (a reduction over the image, so slices of the batch must agree).
+        expr: (labels == 0).flatten(1).sum(1)
+      canvas:
+        shape: [N, 1, H, W]
+        expr: torch.zeros([logits.shape[0], 1, grid[0], grid[1]]) + count.view(-1, 1, 1, 1).float()
+compose: [Decode]
+entrypoints:
+  infer:
+    outputs: [labels, count, canvas]
+    per_image: true
+"""
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    (root / "pyproject.toml").write_text("")
+    spec = root / "images.yaml"
+    spec.write_text(SPEC)
+    write(compile_spec(spec, out=root / "gen"))
+    module_spec = importlib.util.spec_from_file_location("images_base", root / "gen" / "images" / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["images_base"] = module
+    module_spec.loader.exec_module(module)
+    return spec, module
+
+
+def reference(logits: torch.Tensor) -> dict:
+    """Image by image, in plain loops."""
+    labels, counts = [], []
+    for image in logits:
+        label = image.argmax(0, keepdim=True)
+        labels.append(label)
+        counts.append(int((label == 0).sum()))
+    n, _, h, w = logits.shape
+    count = torch.tensor(counts, dtype=torch.long)
+    return {"labels": torch.stack(labels) if labels else torch.zeros(0, 1, h, w, dtype=torch.long), "count": count,
+            "canvas": count.view(-1, 1, 1, 1).float().expand(n, 1, h, w)}
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 4), h=st.integers(1, 5), w=st.integers(1, 5), seed=st.integers(0, 99))
+def test_image_by_image_equals_the_batch_and_the_reference(images, n, h, w, seed):
+    _, module = images
+    logits = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    infer = module.ENTRYPOINTS["infer"]()
+    got, batch, scripted = infer(logits, [h, w]), infer._forward_batch(logits, [h, w]), torch.jit.script(infer)(
+        logits, [h, w])
+    want = reference(logits)
+    for key in want:
+        for value in (got[key], batch[key], scripted[key]):
+            assert value.dtype == batch[key].dtype and torch.equal(value, want[key].to(value.dtype)), key
+
+
+def test_a_traced_program_takes_the_batch_as_one_graph(images):
+    _, module = images
+    logits = torch.randn(3, 3, 4, 5)
+    infer = module.ENTRYPOINTS["infer"]()
+    program = torch.export.export(infer, (logits, [4, 5]))
+    assert "_forward_batch" not in str(program.graph)  # one graph, no loop over the batch
+    assert all(torch.equal(program.module()(logits, [4, 5])[k], v) for k, v in infer(logits, [4, 5]).items())
+    compiled = torch.compile(infer, fullgraph=True, backend="eager")
+    assert all(torch.equal(compiled(logits, [4, 5])[k], v) for k, v in infer(logits, [4, 5]).items())
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("      count:\n        shape: [N]\n", "      count:\n        shape: [1]\n",
+     "per_image needs every output to start with N; 'count' has shape [1]"),
+    ("      count:\n        shape: [N]\n", "      count:\n", "'count' has shape undeclared"),
+    ("  logits: {shape: [N, C, H, W]", "  logits: {shape: [B, C, H, W]", None),  # renamed alike: fine
+    ("    per_image: true", "    per_image: yes please", "entrypoint 'infer': per_image is true or false"),
+])
+def test_per_image_is_checked_at_the_spec_line(tmp_path, old, new, message):
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "images.yaml"
+    text = SPEC.replace(old, new)
+    if message is None:
+        text = text.replace("[N, 1, H, W]", "[B, 1, H, W]").replace("shape: [N]", "shape: [B]")
+    spec.write_text(text)
+    if message is None:
+        compile_spec(spec)
+        return
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    assert any(message in str(d) for d in info.value.diagnostics), info.value.diagnostics
+
+
+def test_per_image_converts_both_ways(images, tmp_path):
+    spec, _ = images
+    py, back = tmp_path / "images.py", tmp_path / "back.yaml"
+    list(convert(spec, py))
+    assert '"per_image": True' in py.read_text()
+    list(convert(py, back))
+    assert load(py).entrypoints[0].per_image and load(back).entrypoints[0].per_image
+
+
+def test_an_output_whose_size_depends_on_the_image_falls_back_to_the_batch(tmp_path):
+    """The oracle centers' case: a slot count from the data. Images of different counts cannot be stacked, so
+    the call computes the batch at once; its outputs are the batch's."""
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "images.yaml"
+    spec.write_text(SPEC.replace("""compose: [Decode]""", """      head:
+        shape: [N, k]
+        doc: The first max-count scores of each image (k from the data).
+        expr: logits.flatten(1)[:, :int(count.max())]
+compose: [Decode]""").replace("outputs: [labels, count, canvas]", "outputs: [labels, count, canvas, head]"))
+    write(compile_spec(spec, out=tmp_path / "gen"))
+    module_spec = importlib.util.spec_from_file_location("images_head", tmp_path / "gen" / "images" / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    infer = module.ENTRYPOINTS["infer"]()
+    logits = torch.zeros(2, 3, 2, 3)
+    logits[0, 1] = 1.0  # image 0: no pixel of class 0; image 1: all six
+    got, batch = infer(logits, [2, 3]), infer._forward_batch(logits, [2, 3])
+    assert got["head"].shape == (2, 6) and all(torch.equal(got[k], batch[k]) for k in batch)
+    scripted = torch.jit.script(infer)(logits, [2, 3])
+    assert all(torch.equal(scripted[k], batch[k]) for k in batch)
