@@ -1383,21 +1383,40 @@ class Infer(Terms):
         if _one_image_at_a_time() and semantic_logits.shape[0] > 1:
             # one image at a time, each result written into the batch's output as it is made:
             # every temporary is one image's size, which the allocator reuses image to image
-            _n = semantic_logits.shape[0]
             _out: Dict[str, Tensor] = {}
-            for _i in range(_n):
-                _image = self._forward_batch(
-                    semantic_logits[_i : _i + 1], center_heatmap[_i : _i + 1], offsets[_i : _i + 1]
-                )
-                for _name, _value in _image.items():
-                    if _i == 0:
-                        _out[_name] = _value.new_empty([_n] + list(_value.shape[1:]))
-                    elif list(_value.shape[1:]) != list(_out[_name].shape[1:]):
-                        # a size that depends on the image (oracle centers): the batch at once
-                        return self._forward_batch(semantic_logits, center_heatmap, offsets)
-                    _out[_name][_i : _i + 1] = _value
+            for _i in range(semantic_logits.shape[0]):
+                _n = semantic_logits.shape[0]
+                if not self._image_into(
+                    _out,
+                    _i,
+                    _n,
+                    semantic_logits[_i : _i + 1],
+                    center_heatmap[_i : _i + 1],
+                    offsets[_i : _i + 1],
+                ):
+                    # a size that depends on the image (oracle centers): the batch at once
+                    return self._forward_batch(semantic_logits, center_heatmap, offsets)
             return _out
         return self._forward_batch(semantic_logits, center_heatmap, offsets)
+
+    def _image_into(
+        self,
+        _out: Dict[str, Tensor],
+        _i: int,
+        _n: int,
+        semantic_logits: Tensor,
+        center_heatmap: Tensor,
+        offsets: Tensor,
+    ) -> bool:
+        """Image _i's outputs into _out (made at image 0); False where a size differs from image 0's."""
+        _image = self._forward_batch(semantic_logits, center_heatmap, offsets)
+        for _name, _value in _image.items():
+            if _i == 0:
+                _out[_name] = _value.new_empty([_n] + list(_value.shape[1:]))
+            elif list(_value.shape[1:]) != list(_out[_name].shape[1:]):
+                return False
+            _out[_name][_i : _i + 1] = _value
+        return True
 
     def _forward_batch(
         self, semantic_logits: Tensor, center_heatmap: Tensor, offsets: Tensor
