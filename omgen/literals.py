@@ -55,19 +55,38 @@ def comment_lines(text: str, prefix: str, width: int = LINE) -> list[str]:
 
 
 def docstring(text: str, indent: str = "", width: int = LINE) -> str:
-    """A docstring literal of `text`: triple-quoted when it is plain printable text, else a repr()-built literal.
-    Lines longer than `width` (counted from the column of `indent`) are wrapped at spaces."""
+    """A docstring literal of `text`: triple-quoted (backslashes doubled) when it is printable text, else escaped
+    pieces implicitly concatenated. Lines longer than `width` (counted from the column of `indent`) are wrapped
+    at spaces."""
     lines = [line.rstrip() for line in text.strip().splitlines()]
     joined = "\n".join(lines)
-    if not (all(line.isprintable() for line in lines) and "\\" not in joined and '"""' not in joined
-            and not joined.endswith('"')):
-        return py_string(joined)
+    if not (all(line.isprintable() for line in lines) and '"""' not in joined and not joined.endswith('"')):
+        return _concatenated(joined, indent, width)
+    lines = [line.replace("\\", "\\\\") for line in lines]
+    joined = "\n".join(lines)
     room = width - len(indent)
     if len(lines) > 1 or len(joined) > room - 6:  # one line holds both quotes; the first of several, one
         wrapped = [piece for line in lines for piece in _wrap(line, room - 3)]
         lines = wrapped if len(wrapped) > 1 else _wrap(lines[0], room - 6)
     closing = "\n" + indent + '"""' if len(lines) > 1 else '"""'  # PEP 257: a multi-line docstring closes alone
     return '"""' + ("\n" + indent).join(lines).replace("\n" + indent + "\n", "\n\n") + closing
+
+
+def _concatenated(text: str, indent: str, width: int) -> str:
+    """Text a triple-quoted literal cannot hold (control characters, \"\"\"): escaped pieces of at most `width`
+    columns, implicitly concatenated inside parentheses, which is still one string constant (the docstring)."""
+    room = max(width - len(indent) - 6, 20)  # the pieces' indent (4) and their quotes (2)
+    pieces, current = [], ""
+    for char in text:
+        escaped = char if char.isprintable() and char not in "\\\"" else _escape_char(char)
+        if current and len(current) + len(escaped) > room:
+            pieces.append(current)
+            current = ""
+        current += escaped
+    pieces.append(current)
+    if len(pieces) == 1:
+        return '"' + pieces[0] + '"'
+    return "(\n" + "\n".join(f'{indent}    "{piece}"' for piece in pieces) + "\n" + indent + ")"
 
 
 def _wrap(line: str, width: int) -> list[str]:

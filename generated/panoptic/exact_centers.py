@@ -1152,7 +1152,7 @@ class Infer(Terms):
         center_heatmap: Tensor,
         offsets: Tensor,
     ) -> bool:
-        """Image _i's outputs into _out (made at image 0); False where a size differs from image 0's."""
+        """Image _i's outputs into _out (made at image 0); False where a size differs."""
         _image = self._forward_batch(semantic_logits, center_heatmap, offsets)
         for _name, _value in _image.items():
             if _i == 0:

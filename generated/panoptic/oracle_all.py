@@ -1078,7 +1078,7 @@ class Infer(Terms):
         return self._forward_batch(panoptic)
 
     def _image_into(self, _out: Dict[str, Tensor], _i: int, _n: int, panoptic: Tensor) -> bool:
-        """Image _i's outputs into _out (made at image 0); False where a size differs from image 0's."""
+        """Image _i's outputs into _out (made at image 0); False where a size differs."""
         _image = self._forward_batch(panoptic)
         for _name, _value in _image.items():
             if _i == 0:

@@ -1147,7 +1147,7 @@ class Infer(Terms):
         offsets: Tensor,
         panoptic: Tensor,
     ) -> bool:
-        """Image _i's outputs into _out (made at image 0); False where a size differs from image 0's."""
+        """Image _i's outputs into _out (made at image 0); False where a size differs."""
         _image = self._forward_batch(center_heatmap, offsets, panoptic)
         for _name, _value in _image.items():
             if _i == 0:

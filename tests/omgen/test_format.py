@@ -18,7 +18,8 @@ words = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Cc", 
 @settings(max_examples=200, deadline=None)
 @given(words=words, indent=st.sampled_from(["", "    ", "        "]))
 def test_a_wrapped_docstring_keeps_every_word_and_fits(words, indent):
-    """(Text with unprintable characters is one escaped literal, not wrapped: see literals.py.)"""
+    """Backslashes are doubled inside the triple-quoted literal (found by this test: a word ending in a
+    backslash once made a 101-column repr() line)."""
     text = " ".join(words)
     literal = docstring(text, indent)
     source = f"def f():\n{indent}{literal}\n" if indent else literal
@@ -27,6 +28,18 @@ def test_a_wrapped_docstring_keeps_every_word_and_fits(words, indent):
     assert value.split() == text.split()
     if all(len(w) < LINE - len(indent) - 8 for w in words):  # a word longer than the line stays whole
         assert max(len(line) for line in lines) <= LINE
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=400), indent=st.sampled_from(["", "    ", "        "]))
+def test_any_docstring_is_one_constant_of_the_text_within_the_line(text, indent):
+    """Control characters, quotes and line separators too: escaped pieces, implicitly concatenated."""
+    literal = docstring(text, indent)
+    source = f"def f():\n{indent}{literal}\n{indent}return 1\n" if indent else literal + "\n"
+    tree = ast.parse(source)
+    node = tree.body[0] if indent else tree
+    assert ast.get_docstring(node, clean=False) == "\n".join(line.rstrip() for line in text.strip().splitlines())
+    assert max((len(line) for line in source.splitlines()), default=0) <= LINE
 
 
 def test_a_short_docstring_stays_on_one_line():
