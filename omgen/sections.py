@@ -262,10 +262,7 @@ class Sections:
         if dtype not in DTYPES:
             self.errors.error(fields["dtype"].location, f"input '{name}': unknown dtype '{dtype}'",
                               did_you_mean(dtype, DTYPES) or f"expected one of {', '.join(DTYPES)}")
-        role = self.string(fields.get("role"), "role", "other")
-        if role not in ROLES:
-            self.errors.error(fields["role"].location, f"input '{name}': unknown role '{role}'",
-                              did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
+        role = self._role(name, fields)
         return InputDecl(name, type_name or "Tensor", self.shape(fields.get("shape"), f"shape of input '{name}'"),
                          dtype, role, self.string(fields.get("doc"), "doc"), location)
 
@@ -279,11 +276,15 @@ class Sections:
         if dtype not in ("int", "any"):
             self.errors.error(fields["dtype"].location, f"size input '{name}' holds ints, not {dtype}",
                               "leave dtype out (or write int)")
+        role = self._role(name, fields)
+        return InputDecl(name, SIZE, shape, "int", role, self.string(fields.get("doc"), "doc"), location)
+
+    def _role(self, name: str, fields: dict[str, Raw]) -> str:
         role = self.string(fields.get("role"), "role", "other")
         if role not in ROLES:
             self.errors.error(fields["role"].location, f"input '{name}': unknown role '{role}'",
                               did_you_mean(role, ROLES) or f"expected one of {', '.join(ROLES)}")
-        return InputDecl(name, SIZE, shape, "int", role, self.string(fields.get("doc"), "doc"), location)
+        return role
 
     def inputs(self, raw: Raw | None) -> list[InputDecl]:
         if raw is None or raw.is_null():

@@ -134,13 +134,12 @@ class OMModel(nn.Module):
                truths: Optional[Mapping[str, Tensor]] = None) -> Dict[str, Tensor]:
         """The infer entrypoint; an oracle variant's infer also takes truth inputs (give them in ``truths``)."""
         assert self.infer_entry is not None, f"OM {self.om.name} has no infer entrypoint"
-        values = {**(truths or {}), **predictions}
-        values = {**self.om.sizes_from(values), **values}
+        values = self._select("infer", {**(truths or {}), **predictions})
         missing = [n for n in self._signatures["infer"] if n not in values]
         if missing:
             raise KeyError(f"the infer entrypoint of {self.om.name}/{self.om.variant} needs {missing} "
                            f"(truth inputs of an oracle variant come from the batch: {sorted(truths or {})})")
-        return self.infer_entry(**self._select("infer", values))
+        return self.infer_entry(**values)
 
     @torch.no_grad()
     def inspect(self, batch: Mapping[str, Any], terms: Sequence[str]) -> Dict[str, Any]:

@@ -140,18 +140,9 @@ def _check_input(
     """Raise a one-line ValueError when an input's rank, sizes or dtype differ from the spec."""
     if value.dim() != len(sizes):
         raise ValueError(_shape_error(name, expected, value))
-    for i in range(len(sizes)):
-        size = value.shape[i]
-        if sizes[i] >= 0 and size != sizes[i]:
-            raise ValueError(_shape_error(name, expected, value))
-        symbol = symbols[i]
-        if symbol != "":
-            if symbol in dims:
-                if dims[symbol] != size:
-                    earlier = symbol + " = " + str(dims[symbol]) + " in an earlier input"
-                    raise ValueError(_shape_error(name, expected, value) + " (" + earlier + ")")
-            else:
-                dims[symbol] = size
+    problem = _size_problem(value.shape, sizes, symbols, dims)
+    if problem is not None:
+        raise ValueError(_shape_error(name, expected, value) + problem)
     ok = True
     if dtype == "float":
         ok = value.is_floating_point()
@@ -166,6 +157,25 @@ def _check_input(
     if not ok:
         got = _dtype_name(value)
         raise ValueError("input '" + name + "': expected dtype " + dtype + ", got " + got)
+
+
+def _size_problem(
+    values: List[int], sizes: List[int], symbols: List[str], dims: Dict[str, int]
+) -> Optional[str]:
+    """None when `values` have the fixed `sizes` and agree with (or bind) the named ones in `dims`;
+    else what is wrong: "" for a fixed size, " (h = 4 in an earlier input)" for a named one."""
+    for i in range(len(sizes)):
+        size = values[i]
+        if size < 0 or (sizes[i] >= 0 and size != sizes[i]):
+            return ""
+        symbol = symbols[i]
+        if symbol != "":
+            if symbol in dims:
+                if dims[symbol] != size:
+                    return " (" + symbol + " = " + str(dims[symbol]) + " in an earlier input)"
+            else:
+                dims[symbol] = size
+    return None
 
 
 def _one_image_at_a_time() -> bool:
@@ -1133,12 +1143,12 @@ class Infer(Terms):
             dims=_dims,
             dtype="float",
         )
-        if _one_image_at_a_time() and semantic_logits.shape[0] > 1:
+        _n = semantic_logits.shape[0]
+        if _one_image_at_a_time() and _n > 1:
             # one image at a time, each result written into the batch's output as it is made:
             # every temporary is one image's size, which the allocator reuses image to image
             _out: Dict[str, Tensor] = {}
-            for _i in range(semantic_logits.shape[0]):
-                _n = semantic_logits.shape[0]
+            for _i in range(_n):
                 if not self._image_into(
                     _out,
                     _i,

@@ -149,18 +149,9 @@ def _check_input(
     """Raise a one-line ValueError when an input's rank, sizes or dtype differ from the spec."""
     if value.dim() != len(sizes):
         raise ValueError(_shape_error(name, expected, value))
-    for i in range(len(sizes)):
-        size = value.shape[i]
-        if sizes[i] >= 0 and size != sizes[i]:
-            raise ValueError(_shape_error(name, expected, value))
-        symbol = symbols[i]
-        if symbol != "":
-            if symbol in dims:
-                if dims[symbol] != size:
-                    earlier = symbol + " = " + str(dims[symbol]) + " in an earlier input"
-                    raise ValueError(_shape_error(name, expected, value) + " (" + earlier + ")")
-            else:
-                dims[symbol] = size
+    problem = _size_problem(value.shape, sizes, symbols, dims)
+    if problem is not None:
+        raise ValueError(_shape_error(name, expected, value) + problem)
     ok = True
     if dtype == "float":
         ok = value.is_floating_point()
@@ -175,6 +166,25 @@ def _check_input(
     if not ok:
         got = _dtype_name(value)
         raise ValueError("input '" + name + "': expected dtype " + dtype + ", got " + got)
+
+
+def _size_problem(
+    values: List[int], sizes: List[int], symbols: List[str], dims: Dict[str, int]
+) -> Optional[str]:
+    """None when `values` have the fixed `sizes` and agree with (or bind) the named ones in `dims`;
+    else what is wrong: "" for a fixed size, " (h = 4 in an earlier input)" for a named one."""
+    for i in range(len(sizes)):
+        size = values[i]
+        if size < 0 or (sizes[i] >= 0 and size != sizes[i]):
+            return ""
+        symbol = symbols[i]
+        if symbol != "":
+            if symbol in dims:
+                if dims[symbol] != size:
+                    return " (" + symbol + " = " + str(dims[symbol]) + " in an earlier input)"
+            else:
+                dims[symbol] = size
+    return None
 
 
 def _check_sizes(
@@ -195,28 +205,9 @@ def _check_sizes(
     got = "got [" + ", ".join([str(s) for s in value]) + "]"
     if len(value) != len(sizes):
         raise ValueError("input '" + name + "': expected sizes " + expected + ", " + got)
-    for i in range(len(sizes)):
-        size = value[i]
-        if size < 0 or (sizes[i] >= 0 and size != sizes[i]):
-            raise ValueError("input '" + name + "': expected sizes " + expected + ", " + got)
-        symbol = symbols[i]
-        if symbol != "":
-            if symbol in dims:
-                if dims[symbol] != size:
-                    earlier = symbol + " = " + str(dims[symbol]) + " in an earlier input"
-                    raise ValueError(
-                        "input '"
-                        + name
-                        + "': expected sizes "
-                        + expected
-                        + ", "
-                        + got
-                        + " ("
-                        + earlier
-                        + ")"
-                    )
-            else:
-                dims[symbol] = size
+    problem = _size_problem(value, sizes, symbols, dims)
+    if problem is not None:
+        raise ValueError("input '" + name + "': expected sizes " + expected + ", " + got + problem)
 
 
 def _shape_error(name: str, expected: str, value: Tensor) -> str:
