@@ -169,9 +169,11 @@ def write_nothing(root: Path) -> None:
 PQ_KEYS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou")
 AP_KEYS = ("ap", "ap50", "ap75")
 POSE_LOSSES = ("loss", "heat_loss", "size_loss", "offset_loss", "joint_loss", "joint_heat_loss", "joint_sub_offset_loss")
-# train.amp stays as shipped (bf16): the runtime runs bf16 autocast on the CPU too, as fast as fp32 here.
+# train.amp=none: bf16 autocast runs on the CPU, but 6-8x slower than fp32 on this machine (a ResNet-50 step
+# 4.5 s against 0.6 s); the shipped value is still checked below, and bf16 training is tested on its own
+# (tests/runtime/test_runtime.py::test_bf16_autocast_trains_with_float32_losses).
 SMALL = [f"train.steps={STEPS}", "train.batch_size=2", "train.workers=0", "eval.limit=2", "train.progress=false",
-         "train.tensorboard=false"]
+         "train.tensorboard=false", "train.amp=none"]
 SYNTHETIC_SMALL = ["data.generate.train=4", "data.generate.val=2"]
 
 
@@ -222,8 +224,9 @@ def test_shipped_config_trains_and_evaluates(name, tmp_path, capsys):
     for section in ("om", "model"):  # what the network and the OM were built from: as shipped
         expect = {k: v for k, v in shipped[section].items() if k != "backbone_checkpoint"}
         assert {k: run[section][k] for k in expect} == expect, section
-    for key in ("optimizer", "lr", "schedule", "amp", "warmup_steps"):
+    for key in ("optimizer", "lr", "schedule", "warmup_steps"):
         assert run["train"].get(key) == shipped["train"].get(key), key
+    assert run["train"]["amp"] == "none" and shipped["train"].get("amp", "none") in ("none", "bf16", "fp16")
     if shipped["model"].get("arch") == "r50":  # Bottleneck blocks: a ResNet-50 (ResNet-18 has no conv3)
         assert "net.backbone.layer4.2.conv3.weight" in state["model"]
 
