@@ -70,17 +70,17 @@ def task_checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported_programs(task_checkpoints, tmp_path_factory):
-    """(task, variant) -> {"ts": path, "pt2": path} exported once per session (and per xdist worker: tests of one
+    """(task, variant[, kinds]) -> {"ts": path, "pt2": path} exported once per session (and per xdist worker: tests of one
     pair share a worker through their xdist_group)."""
     made = {}
 
-    def get(task: str, variant: str) -> dict:
-        if (task, variant) not in made:
+    def get(task: str, variant: str, kinds: tuple = ("ts", "pt2")) -> dict:
+        if (task, variant, kinds) not in made:
             from train.deploy import export_artifacts
 
             out = tmp_path_factory.mktemp(f"export-{task}-{variant}") / "model.ts"
-            made[task, variant] = export_artifacts(task_checkpoints(task, variant), out, ("ts", "pt2"))
-        return made[task, variant]
+            made[task, variant, kinds] = export_artifacts(task_checkpoints(task, variant), out, kinds)
+        return made[task, variant, kinds]
 
     return get
 
