@@ -183,6 +183,16 @@ def _one_image_at_a_time() -> bool:
         return True
 
 
+def _fits(out: Dict[str, Tensor], name: str, shape: List[int], like: Tensor) -> bool:
+    """out[name] can take a result of this shape, dtype and device (per_image forward_into)."""
+    if name not in out:
+        return False
+    held = out[name]
+    return (
+        list(held.shape) == list(shape) and held.dtype == like.dtype and held.device == like.device
+    )
+
+
 def _shape_error(name: str, expected: str, value: Tensor) -> str:
     got = "got shape [" + ", ".join([str(s) for s in value.shape]) + "]"
     return "input '" + name + "': expected shape " + expected + ", " + got
@@ -1191,6 +1201,63 @@ class Infer(Terms):
             return _out
         return self._forward_batch(center_heatmap, offsets, panoptic)
 
+    @torch.jit.export
+    def forward_into(
+        self, out: Dict[str, Tensor], center_heatmap: Tensor, offsets: Tensor, panoptic: Tensor
+    ) -> Dict[str, Tensor]:
+        """forward(), its results written into the tensors of out where they fit (shape, dtype,
+        device), made and put into out where not; returns out. Pass what it returned to the next
+        call (out = m.forward_into(out, ...)): the call writes the same memory (no fresh page
+        faults at batch 8) and overwrites the previous results."""
+        _dims: Dict[str, int] = {}
+        _check_input(
+            "center_heatmap",
+            center_heatmap,
+            expected="[N, 1, H, W]",
+            sizes=[-1, 1, -1, -1],
+            symbols=["N", "", "H", "W"],
+            dims=_dims,
+            dtype="float",
+        )
+        _check_input(
+            "offsets",
+            offsets,
+            expected="[N, 2, H, W]",
+            sizes=[-1, 2, -1, -1],
+            symbols=["N", "", "H", "W"],
+            dims=_dims,
+            dtype="float",
+        )
+        _check_input(
+            "panoptic",
+            panoptic,
+            expected="[N, 1, H, W]",
+            sizes=[-1, 1, -1, -1],
+            symbols=["N", "", "H", "W"],
+            dims=_dims,
+            dtype="int",
+        )
+        _n = center_heatmap.shape[0]
+        _whole = _n == 0
+        for _i in range(_n):
+            if not self._image_into(
+                out,
+                _i,
+                _n,
+                center_heatmap[_i : _i + 1],
+                offsets[_i : _i + 1],
+                panoptic[_i : _i + 1],
+            ):
+                _whole = True  # a size that depends on the image: the batch at once
+                break
+        if _whole:
+            _batch = self._forward_batch(center_heatmap, offsets, panoptic)
+            for _name, _value in _batch.items():
+                if not _fits(out, _name, _value.shape, _value):
+                    out[_name] = torch.empty_like(_value)
+                out[_name].copy_(_value)
+        return out
+
     def _image_into(
         self,
         _out: Dict[str, Tensor],
@@ -1200,11 +1267,13 @@ class Infer(Terms):
         offsets: Tensor,
         panoptic: Tensor,
     ) -> bool:
-        """Image _i's outputs into _out (made at image 0); False where a size differs."""
+        """Image _i's outputs into _out (made at image 0 unless _out holds them); False where a size
+        differs."""
         _image = self._forward_batch(center_heatmap, offsets, panoptic)
         for _name, _value in _image.items():
             if _i == 0:
-                _out[_name] = _value.new_empty([_n] + list(_value.shape[1:]))
+                if not _fits(_out, _name, [_n] + list(_value.shape[1:]), _value):
+                    _out[_name] = _value.new_empty([_n] + list(_value.shape[1:]))
             elif list(_value.shape[1:]) != list(_out[_name].shape[1:]):
                 return False
             _out[_name][_i : _i + 1] = _value

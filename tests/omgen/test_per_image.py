@@ -79,6 +79,51 @@ def test_image_by_image_equals_the_batch_and_the_reference(images, n, h, w, seed
             assert value.dtype == batch[key].dtype and torch.equal(value, want[key].to(value.dtype)), key
 
 
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=4),
+       seed=st.integers(0, 99))
+def test_forward_into_writes_the_same_memory_while_the_sizes_hold(images, sizes, seed):
+    """forward_into equals forward (eager and TorchScript); a result of the size, dtype and device held is written
+    into the held tensor (same storage), another size gets a new one; the dict it returns goes to the next call."""
+    _, module = images
+    infer = module.ENTRYPOINTS["infer"]()
+    scripted = torch.jit.script(infer)
+    generator = torch.Generator().manual_seed(seed)
+    for program in (infer, scripted):
+        out: dict = {}
+        previous = None
+        for n, h, w in sizes:
+            logits = torch.randn(n, 3, h, w, generator=generator)
+            held = {k: v.data_ptr() for k, v in out.items()}
+            out = program.forward_into(out, logits, [h, w])
+            want = reference(logits)
+            assert sorted(out) == sorted(want)
+            for key in want:
+                assert torch.equal(out[key], want[key].to(out[key].dtype)), key
+                if previous == (n, h, w) and n > 0:
+                    assert out[key].data_ptr() == held[key], key  # written in place
+            previous = (n, h, w)
+
+
+def test_forward_into_falls_back_to_the_batch_into_the_same_dict(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "images.yaml"
+    spec.write_text(SPEC.replace("""compose: [Decode]""", """      head:
+        shape: [N, k]
+        expr: logits.flatten(1)[:, :int(count.max())]
+compose: [Decode]""").replace("outputs: [labels, count, canvas]", "outputs: [labels, count, canvas, head]"))
+    write(compile_spec(spec, out=tmp_path / "gen"))
+    module_spec = importlib.util.spec_from_file_location("images_into", tmp_path / "gen" / "images" / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    infer = module.ENTRYPOINTS["infer"]()
+    logits = torch.zeros(2, 3, 2, 3)
+    logits[0, 1] = 1.0
+    out = infer.forward_into({}, logits, [2, 3])
+    assert all(torch.equal(out[k], v) for k, v in infer._forward_batch(logits, [2, 3]).items())
+    assert out["head"].shape == (2, 6)
+
+
 def test_a_traced_program_takes_the_batch_as_one_graph(images):
     _, module = images
     logits = torch.randn(3, 3, 4, 5)
