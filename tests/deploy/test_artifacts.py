@@ -59,7 +59,7 @@ def exported_case(task: str, variant: str, *more):
 def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, kinds, task_checkpoints, exported_programs):
     checkpoint = task_checkpoints(task, variant)
     written = exported_programs(task, variant, kinds)
-    assert tuple(written) == kinds and written.get("pt2", Path("model.pt2")).name == "model.pt2"
+    assert tuple(written) == kinds and ("pt2" not in written or written["pt2"].name == "model.pt2")
     eager = build_deployment(load_checkpoint_model(checkpoint))
     programs = {kind: load(path) for kind, path in written.items()}
     for height, width, batch in SIZES:
