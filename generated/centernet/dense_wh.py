@@ -897,26 +897,35 @@ class Train(Terms):
         mask_truth = self.mask_truth(valid_truth)  # CenterNetTruth
         size_truth = self.size_truth(box_truth, valid_truth)  # CenterNetTruth
         center_truth = self.center_truth(box_truth, valid_truth)  # CenterNetTruth
+        del box_truth  # last use: freed
         cell_truth = self.cell_truth(grid, center_truth)  # CenterNetTruth
         index_truth = self.index_truth(cell_truth, grid)  # CenterNetTruth
         offset_truth = self.offset_truth(center_truth, cell_truth)  # CenterNetTruth
+        del center_truth  # last use: freed
         gaussian_radius_truth = self.gaussian_radius_truth(size_truth)  # CenterNetTruth
         radius_truth = self.radius_truth(gaussian_radius_truth, valid_truth)  # CenterNetTruth
+        del gaussian_radius_truth  # last use: freed
         size_dense_truth = self.size_dense_truth(
             size_truth, cell_truth, radius_truth, valid_truth, grid
         )  # dense-wh
+        del size_truth  # last use: freed
         heat_truth = self.heat_truth(
             boxes, radius_truth, cell_truth, classes, valid_truth, grid
         )  # CenterNetTruth
+        del valid_truth, cell_truth, radius_truth  # last use: freed
         heat_pred = self.heat_pred(heatmap)  # CenterNetPrediction
         size_pred = self.size_pred(size)  # CenterNetPrediction
         size_loss = self.size_loss(
             size_pred, size_dense_truth, heat_truth
         )  # dense-wh, overrides CenterNetLosses
+        del size_dense_truth, size_pred  # last use: freed
         offset_pred = self.offset_pred(offset)  # CenterNetPrediction
         offset_at_truth = self.offset_at_truth(offset_pred, index_truth)  # CenterNetLosses
+        del index_truth, offset_pred  # last use: freed
         offset_loss = self.offset_loss(offset_at_truth, offset_truth, mask_truth)  # CenterNetLosses
+        del mask_truth, offset_truth, offset_at_truth  # last use: freed
         heat_loss = self.heat_loss(heat_pred, heat_truth)  # CenterNetLosses
+        del heat_truth, heat_pred  # last use: freed
         loss = self.loss(heat_loss, size_loss, offset_loss)  # CenterNetLosses
         return {
             "loss": loss,
@@ -967,13 +976,18 @@ class Infer(Terms):
         detections = self.detections(heat_pred)  # CenterNetPrediction
         scores_pred = self.scores_pred(detections)  # CenterNetPrediction
         flat_index_pred = self.flat_index_pred(detections)  # CenterNetPrediction
+        del detections  # last use: freed
         classes_pred = self.classes_pred(flat_index_pred, heat_pred)  # CenterNetPrediction
         index_pred = self.index_pred(flat_index_pred, heat_pred)  # CenterNetPrediction
+        del flat_index_pred  # last use: freed
         size_at_peaks = self.size_at_peaks(size_pred, index_pred)  # CenterNetPrediction
+        del size_pred  # last use: freed
         offset_at_peaks = self.offset_at_peaks(offset_pred, index_pred)  # CenterNetPrediction
+        del offset_pred  # last use: freed
         box_cells_pred = self.box_cells_pred(
             heat_pred, index_pred, offset_at_peaks, size_at_peaks
         )  # CenterNetPrediction
+        del heat_pred, index_pred, size_at_peaks, offset_at_peaks  # last use: freed
         boxes_pred = self.boxes_pred(box_cells_pred)  # CenterNetPrediction
         return {
             "boxes_pred": boxes_pred,
@@ -1025,14 +1039,18 @@ class Targets(Terms):
         mask_truth = self.mask_truth(valid_truth)  # CenterNetTruth
         size_truth = self.size_truth(box_truth, valid_truth)  # CenterNetTruth
         center_truth = self.center_truth(box_truth, valid_truth)  # CenterNetTruth
+        del box_truth  # last use: freed
         cell_truth = self.cell_truth(grid, center_truth)  # CenterNetTruth
         index_truth = self.index_truth(cell_truth, grid)  # CenterNetTruth
         offset_truth = self.offset_truth(center_truth, cell_truth)  # CenterNetTruth
+        del center_truth  # last use: freed
         gaussian_radius_truth = self.gaussian_radius_truth(size_truth)  # CenterNetTruth
         radius_truth = self.radius_truth(gaussian_radius_truth, valid_truth)  # CenterNetTruth
+        del gaussian_radius_truth  # last use: freed
         heat_truth = self.heat_truth(
             boxes, radius_truth, cell_truth, classes, valid_truth, grid
         )  # CenterNetTruth
+        del cell_truth  # last use: freed
         size_map_truth = self.size_map_truth(
             size_truth, index_truth, valid_truth, grid
         )  # CenterNetTruth

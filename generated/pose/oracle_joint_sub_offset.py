@@ -1248,43 +1248,61 @@ class Train(Terms):
         joint_sub_offset_pred = self.joint_sub_offset_pred(
             joint_sub_offset_map_truth
         )  # oracle-joint-sub-offset, overrides PosePrediction
+        del joint_sub_offset_map_truth  # last use: freed
         joint_sub_offset_at_truth = self.joint_sub_offset_at_truth(
             joint_sub_offset_pred, joint_index_truth
         )  # PoseLosses
+        del joint_sub_offset_pred  # last use: freed
         joint_sub_offset_loss = self.joint_sub_offset_loss(
             joint_sub_offset_at_truth, joint_sub_offset_truth, joint_mask_truth, joint_index_truth
         )  # PoseLosses
+        del joint_index_truth, joint_sub_offset_truth  # last use: freed
+        del joint_sub_offset_at_truth  # last use: freed
         size_truth = self.size_truth(box_truth, valid_truth)  # CenterNetTruth
         center_truth = self.center_truth(box_truth, valid_truth)  # CenterNetTruth
+        del box_truth  # last use: freed
         cell_truth = self.cell_truth(grid, center_truth)  # CenterNetTruth
         joint_rel_truth = self.joint_rel_truth(
             joint_point_truth, cell_truth, joint_valid_truth
         )  # PoseTruth
+        del joint_point_truth  # last use: freed
         index_truth = self.index_truth(cell_truth, grid)  # CenterNetTruth
         joint_offset_at_truth = self.joint_offset_at_truth(
             joint_offset_pred, index_truth
         )  # PoseLosses
+        del joint_offset_pred  # last use: freed
         joint_loss = self.joint_loss(
             joint_offset_at_truth, joint_rel_truth, joint_mask_truth
         )  # PoseLosses
+        del joint_mask_truth, joint_rel_truth, joint_offset_at_truth  # last use: freed
         offset_truth = self.offset_truth(center_truth, cell_truth)  # CenterNetTruth
+        del center_truth  # last use: freed
         gaussian_radius_truth = self.gaussian_radius_truth(size_truth)  # CenterNetTruth
         radius_truth = self.radius_truth(gaussian_radius_truth, valid_truth)  # CenterNetTruth
+        del gaussian_radius_truth  # last use: freed
         joint_heat_truth = self.joint_heat_truth(
             keypoints, radius_truth, joint_cell_truth, joint_valid_truth, grid
         )  # PoseTruth
+        del joint_valid_truth, joint_cell_truth  # last use: freed
         joint_heat_loss = self.joint_heat_loss(joint_heat_pred, joint_heat_truth)  # PoseLosses
+        del joint_heat_pred, joint_heat_truth  # last use: freed
         heat_truth = self.heat_truth(
             boxes, radius_truth, cell_truth, classes, valid_truth, grid
         )  # CenterNetTruth
+        del valid_truth, cell_truth, radius_truth  # last use: freed
         heat_pred = self.heat_pred(heatmap)  # CenterNetPrediction
         size_pred = self.size_pred(size)  # CenterNetPrediction
         offset_pred = self.offset_pred(offset)  # CenterNetPrediction
         size_at_truth = self.size_at_truth(size_pred, index_truth)  # CenterNetLosses
+        del size_pred  # last use: freed
         offset_at_truth = self.offset_at_truth(offset_pred, index_truth)  # CenterNetLosses
+        del index_truth, offset_pred  # last use: freed
         heat_loss = self.heat_loss(heat_pred, heat_truth)  # CenterNetLosses
+        del heat_truth, heat_pred  # last use: freed
         size_loss = self.size_loss(size_at_truth, size_truth, mask_truth)  # CenterNetLosses
+        del size_truth, size_at_truth  # last use: freed
         offset_loss = self.offset_loss(offset_at_truth, offset_truth, mask_truth)  # CenterNetLosses
+        del mask_truth, offset_truth, offset_at_truth  # last use: freed
         loss = self.loss(
             joint_loss, joint_heat_loss, joint_sub_offset_loss, heat_loss, size_loss, offset_loss
         )  # PoseLosses, overrides CenterNetLosses
@@ -1399,45 +1417,61 @@ class Infer(Terms):
         joint_peaks = self.joint_peaks(joint_heat_pred)  # PosePrediction
         box_truth = self.box_truth(grid, boxes)  # CenterNetTruth
         valid_truth = self.valid_truth(classes, boxes, box_truth)  # CenterNetTruth
+        del box_truth  # last use: freed
         joint_valid_truth = self.joint_valid_truth(
             joint_point_truth, grid, valid_truth, keypoints
         )  # PoseTruth
+        del valid_truth  # last use: freed
         joint_cell_truth = self.joint_cell_truth(joint_valid_truth, joint_point_truth)  # PoseTruth
         joint_index_truth = self.joint_index_truth(joint_cell_truth, grid)  # PoseTruth
         joint_sub_offset_truth = self.joint_sub_offset_truth(
             joint_point_truth, joint_cell_truth, joint_valid_truth
         )  # PoseTruth
+        del joint_point_truth, joint_cell_truth  # last use: freed
         joint_sub_offset_map_truth = self.joint_sub_offset_map_truth(
             joint_sub_offset_truth, joint_index_truth, joint_valid_truth, grid
         )  # PoseTruth
+        del joint_valid_truth, joint_index_truth  # last use: freed
+        del joint_sub_offset_truth  # last use: freed
         joint_sub_offset_pred = self.joint_sub_offset_pred(
             joint_sub_offset_map_truth
         )  # oracle-joint-sub-offset, overrides PosePrediction
+        del joint_sub_offset_map_truth  # last use: freed
         joint_sub_offset_at_peaks = self.joint_sub_offset_at_peaks(
             joint_peaks, joint_sub_offset_pred
         )  # PosePrediction
+        del joint_sub_offset_pred  # last use: freed
         joint_peak_points = self.joint_peak_points(
             joint_peaks, joint_heat_pred, joint_sub_offset_at_peaks
         )  # PosePrediction
+        del joint_heat_pred, joint_sub_offset_at_peaks  # last use: freed
         heat_pred = self.heat_pred(heatmap)  # CenterNetPrediction
         size_pred = self.size_pred(size)  # CenterNetPrediction
         offset_pred = self.offset_pred(offset)  # CenterNetPrediction
         detections = self.detections(heat_pred)  # CenterNetPrediction
         scores_pred = self.scores_pred(detections)  # CenterNetPrediction
         flat_index_pred = self.flat_index_pred(detections)  # CenterNetPrediction
+        del detections  # last use: freed
         index_pred = self.index_pred(flat_index_pred, heat_pred)  # CenterNetPrediction
+        del flat_index_pred  # last use: freed
         joints_regressed = self.joints_regressed(
             joint_offset_pred, index_pred, heat_pred
         )  # PosePrediction
+        del joint_offset_pred  # last use: freed
         size_at_peaks = self.size_at_peaks(size_pred, index_pred)  # CenterNetPrediction
+        del size_pred  # last use: freed
         offset_at_peaks = self.offset_at_peaks(offset_pred, index_pred)  # CenterNetPrediction
+        del offset_pred  # last use: freed
         box_cells_pred = self.box_cells_pred(
             heat_pred, index_pred, offset_at_peaks, size_at_peaks
         )  # CenterNetPrediction
+        del heat_pred, index_pred, size_at_peaks, offset_at_peaks  # last use: freed
         joints_pred = self.joints_pred(
             joints_regressed, joint_peak_points, joint_peaks, box_cells_pred
         )  # PosePrediction
+        del joint_peaks, joint_peak_points, joints_regressed  # last use: freed
         keypoints_pred = self.keypoints_pred(joints_pred)  # PosePrediction
+        del joints_pred  # last use: freed
         boxes_pred = self.boxes_pred(box_cells_pred)  # CenterNetPrediction
         return {
             "boxes_pred": boxes_pred,
@@ -1504,17 +1538,22 @@ class Targets(Terms):
         )  # PoseTruth
         size_truth = self.size_truth(box_truth, valid_truth)  # CenterNetTruth
         center_truth = self.center_truth(box_truth, valid_truth)  # CenterNetTruth
+        del box_truth  # last use: freed
         cell_truth = self.cell_truth(grid, center_truth)  # CenterNetTruth
         joint_rel_truth = self.joint_rel_truth(
             joint_point_truth, cell_truth, joint_valid_truth
         )  # PoseTruth
+        del joint_point_truth  # last use: freed
         index_truth = self.index_truth(cell_truth, grid)  # CenterNetTruth
         offset_truth = self.offset_truth(center_truth, cell_truth)  # CenterNetTruth
+        del center_truth  # last use: freed
         gaussian_radius_truth = self.gaussian_radius_truth(size_truth)  # CenterNetTruth
         radius_truth = self.radius_truth(gaussian_radius_truth, valid_truth)  # CenterNetTruth
+        del gaussian_radius_truth  # last use: freed
         joint_heat_truth = self.joint_heat_truth(
             keypoints, radius_truth, joint_cell_truth, joint_valid_truth, grid
         )  # PoseTruth
+        del joint_cell_truth  # last use: freed
         heat_truth = self.heat_truth(
             boxes, radius_truth, cell_truth, classes, valid_truth, grid
         )  # CenterNetTruth
