@@ -218,8 +218,10 @@ def main():
             "before per_image")
         t8, t1 = paired(lambda: l8.amax(1), amax, 3)
         row("amax(1), batch 8, per image", t8 / 8, "amax(1) batch 1", t1)
-        t8, t1 = paired(lambda: targets(pan8), lambda: targets(pan), 3)
-        row("targets, batch 8, per image", t8 / 8, "targets batch 1", t1, "goal <= 1")
+        pans = [pan8[i:i + 1].clone() for i in range(8)]
+        eight_targets = lambda: [targets(one) for one in pans]  # the same 8 maps, 8 calls of batch 1
+        t8, t1 = paired(lambda: targets(pan8), eight_targets, 3)
+        row("targets, batch 8, per image", t8 / 8, "8 calls of batch 1, per image", t1 / 8, "goal <= 1.05")
         # the documented loop over images in instance_assignment, against one batched gather
         s8 = om.Session()
         s8.bind(semantic_logits=l8, center_heatmap=c8, offsets=o8)

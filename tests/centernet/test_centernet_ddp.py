@@ -23,34 +23,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, port: int, root: str, out: str, variant: str, train: dict) -> None:
+VARIANTS = [  # (variant, has an offset head, train settings)
+    ("base", True, {}), ("no-offset", False, {}),
+    ("oracle-offset", True, {"find_unused_parameters": True}),  # its offset head gets no gradient
+]
+
+
+def _worker(rank: int, ports: list, root: str, out: str) -> None:
+    """Every variant in turn in one pair of processes (each its own process group and port): the processes and
+    their imports are paid once."""
     sys.path[:0] = [str(HERE), str(HERE.parents[1])]
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
     from test_centernet_training import tiny_config
     from train import centernet as C
 
-    cfg = tiny_config(root, out, om={"variant": variant}, train={"steps": 2, "device": "cpu", **train})
-    result = C.run_training(cfg, evaluate=False)
-    if result["rank"] == 0:
-        Path(out, "result.json").write_text(json.dumps({"step": result["step"],
-                                                        "offset": any("offset_head" in k for k in
-                                                                      result["model"].network.state_dict())}))
+    for (variant, _, train), port in zip(VARIANTS, ports):
+        os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+        run = Path(out, variant)
+        cfg = tiny_config(root, str(run), om={"variant": variant}, train={"steps": 2, "device": "cpu", **train})
+        result = C.run_training(cfg, evaluate=False)
+        if result["rank"] == 0:
+            offset = any("offset_head" in k for k in result["model"].network.state_dict())
+            (run / "result.json").write_text(json.dumps({"step": result["step"], "offset": offset}))
 
 
-@pytest.mark.parametrize("variant,has_offset_head,train", [
-    ("base", True, {}), ("no-offset", False, {}),
-    ("oracle-offset", True, {"find_unused_parameters": True}),  # its offset head gets no gradient
-])
-def test_two_process_ddp_trains_every_variant(variant, has_offset_head, train, tmp_path):
+def test_two_process_ddp_trains_every_variant(tmp_path):
     from train.data.synthetic import write_dataset
 
     write_dataset(tmp_path / "data", 8, 2, (64, 64), seed=4, crowd_prob=0.0)
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path / "data"), str(out), variant, train), nprocs=2, join=True)
-    result = json.loads((out / "result.json").read_text())
-    assert result == {"step": 2, "offset": has_offset_head}
+    ports = [_free_port() for _ in VARIANTS]
+    mp.spawn(_worker, args=(ports, str(tmp_path / "data"), str(out)), nprocs=2, join=True)
+    for variant, has_offset_head, _ in VARIANTS:
+        result = json.loads((out / variant / "result.json").read_text())
+        assert result == {"step": 2, "offset": has_offset_head}, variant
 
 
 def test_base_checkpoint_evaluates_with_no_offset_skipping_the_head(tmp_path, capsys):

@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # (height, width, batch): a multiple of the stride, another, and an odd size (padded inside the program)
 SIZES = [(128, 128, 2), (96, 160, 1), (77, 101, 2)]
 # torch.export with dynamic shapes takes ~25 s a program on 2 cores (sympy): one variant per task is exported both
-# ways; the other deployable variants (another head set, another OM) as TorchScript, which takes ~1 s.
+# ways (pose's base through the command line: test_cli_export_writes_the_formats_asked_for_any_task); the other
+# deployable variants (another head set, another OM) as TorchScript, which takes ~1 s.
 CASES = [("panoptic", "synthetic", ("ts", "pt2")), ("detection", "base", ("ts", "pt2")),
          ("detection", "no-offset", ("ts",)), ("detection", "class-specific-size", ("ts",)),
-         ("pose", "base", ("ts", "pt2")), ("pose", "no-joint-heatmap", ("ts",))]
+         ("pose", "no-joint-heatmap", ("ts",))]
 OUTPUTS = {"panoptic": ["panoptic", "semantic", "instance", "centers", "center_scores", "center_valid"],
            "detection": ["boxes", "scores", "classes"], "pose": ["boxes", "scores", "keypoints"]}
 
@@ -57,9 +58,12 @@ def exported_case(task: str, variant: str, *more):
 
 @pytest.mark.parametrize("task, variant, kinds", [exported_case(t, v, k) for t, v, k in CASES])
 def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, kinds, task_checkpoints, exported_programs):
-    checkpoint = task_checkpoints(task, variant)
     written = exported_programs(task, variant, kinds)
     assert tuple(written) == kinds and ("pt2" not in written or written["pt2"].name == "model.pt2")
+    assert_programs_equal_eager(task, task_checkpoints(task, variant), written)
+
+
+def assert_programs_equal_eager(task: str, checkpoint: Path, written: dict) -> None:
     eager = build_deployment(load_checkpoint_model(checkpoint))
     programs = {kind: load(path) for kind, path in written.items()}
     for height, width, batch in SIZES:
@@ -213,6 +217,8 @@ def test_info_reads_every_kind(panoptic_artifacts, capsys):
 
 
 def test_cli_export_writes_the_formats_asked_for_any_task(task_checkpoints, tmp_path, capsys):
+    """Pose's base exported both ways by `python -m train export`: the programs equal the eager one at every size
+    (batches within --max-batch 3) and refuse a batch beyond it."""
     from train.cli import main
 
     checkpoint = task_checkpoints("pose", "base")
@@ -227,6 +233,7 @@ def test_cli_export_writes_the_formats_asked_for_any_task(task_checkpoints, tmp_
     meta = read_meta(tmp_path / "pose.pt2")
     assert meta["joint_names"][0] == "nose" and len(meta["skeleton"]) > 10
     assert meta["input"]["dims"]["batch"] == [1, 3]
+    assert_programs_equal_eager("pose", checkpoint, {"ts": out, "pt2": tmp_path / "pose.pt2"})
     program = load(tmp_path / "pose.pt2")
     assert program(images(64, 96, 3))["boxes"].shape[0] == 3
     with pytest.raises(ValueError, match=r"^image: batch 4 in shape \[4, 3, 64, 96\] is outside this program's "

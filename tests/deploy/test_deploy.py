@@ -207,17 +207,18 @@ def test_the_pixel_limit_is_checked_before_any_allocation(loaded, tmp_path):
         build_deployment(loaded, max_pixels=0)
 
 
-def test_cli_records_max_pixels_and_info_reads_both_artifacts(checkpoint, tmp_path, capsys):
+def test_cli_records_max_pixels_and_refuses_a_limit_too_small_for_pt2(checkpoint, tmp_path, capsys):
     out = tmp_path / "m.ts"
     assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "5000", "--format", "pt2"]) == 1
     assert "pt2 and aoti need a limit of at least that" in capsys.readouterr().err
     assert not out.with_suffix(".pt2").exists()
-    assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "50000", "--format", "ts,pt2"]) == 0
-    for path in (out, out.with_suffix(".pt2")):
-        capsys.readouterr()
-        assert main(["info", str(path)]) == 0
-        meta = json.loads(capsys.readouterr().out)
-        assert meta["input"]["max_pixels"] == 50000 and meta["artifact"]["kind"] == path.suffix[1:]
+    # TorchScript only: both kinds write their metadata by one function (tests/deploy/test_artifacts.py reads
+    # the pt2's), and a dynamic torch.export costs ~20 s
+    assert main(["export", str(checkpoint), "-o", str(out), "--max-pixels", "50000", "--format", "ts"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["input"]["max_pixels"] == 50000 and meta["artifact"]["kind"] == "ts"
     with pytest.raises(Exception, match="50000"):
         torch.jit.load(str(out))(torch.zeros(1, 3, 256, 256, dtype=torch.uint8))
     with pytest.raises(SystemExit) as exit_info:

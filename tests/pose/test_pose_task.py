@@ -160,35 +160,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, port: int, root: str, out: str, variant: str) -> None:
+VARIANT_HEADS = [
+    ("base", ["centers", "joint_heatmap_head", "joint_offset_head", "joint_sub_offset_head"]),
+    ("no-joint-heatmap", ["centers", "joint_offset_head"]),  # no head without gradient: DDP needs none
+]
+
+
+def _worker(rank: int, ports: list, root: str, out: str) -> None:
+    """Each variant in turn in one pair of processes (its own process group and port each)."""
     sys.path[:0] = [str(ROOT)]
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(1)
     from runtime.config import load_config
     from train.tasks import task_of
     from train.tasks.base import run_training
 
-    cfg = load_config(ROOT / "train/configs/pose_synthetic.yaml",
-                      [f"data.root={root}", "data.generate.train=8", "data.generate.val=2", "data.generate.size=64",
-                       "data.generate.seed=2", f"out_dir={out}",
-                       f"om.variant={variant}", "train.steps=2", "train.batch_size=4", "train.workers=0",
-                       "train.device=cpu", "train.time_budget_s=null", "threads=2"])
-    result = run_training(task_of(cfg), cfg, evaluate=False)
-    if result["rank"] == 0:
-        heads = sorted({k.split(".")[0] for k in result["model"].network.state_dict()})
-        Path(out, "result.json").write_text(json.dumps({"step": result["step"], "heads": heads}))
+    for (variant, _), port in zip(VARIANT_HEADS, ports):
+        os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+        run = Path(out, variant)
+        cfg = load_config(ROOT / "train/configs/pose_synthetic.yaml",
+                          [f"data.root={root}", "data.generate.train=8", "data.generate.val=2",
+                           "data.generate.size=64", "data.generate.seed=2", f"out_dir={run}",
+                           f"om.variant={variant}", "train.steps=2", "train.batch_size=4", "train.workers=0",
+                           "train.device=cpu", "train.time_budget_s=null", "threads=2"])
+        result = run_training(task_of(cfg), cfg, evaluate=False)
+        if result["rank"] == 0:
+            heads = sorted({k.split(".")[0] for k in result["model"].network.state_dict()})
+            (run / "result.json").write_text(json.dumps({"step": result["step"], "heads": heads}))
 
 
-@pytest.mark.parametrize("variant,heads", [
-    ("base", ["centers", "joint_heatmap_head", "joint_offset_head", "joint_sub_offset_head"]),
-    ("no-joint-heatmap", ["centers", "joint_offset_head"]),  # no head without gradient: DDP needs none
-])
-def test_two_process_gloo_ddp(variant, heads, tmp_path):
+def test_two_process_gloo_ddp(tmp_path):
     from train.data.stick_figures import write_dataset
 
     write_dataset(tmp_path / "data", 8, 2, (64, 64), seed=2)
     (tmp_path / "data" / "generated.json").write_text(json.dumps({"train": 8, "val": 2, "size": [64, 64], "seed": 2}))
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path / "data"), str(out), variant), nprocs=2, join=True)
-    assert json.loads((out / "result.json").read_text()) == {"step": 2, "heads": heads}
+    ports = [_free_port() for _ in VARIANT_HEADS]
+    mp.spawn(_worker, args=(ports, str(tmp_path / "data"), str(out)), nprocs=2, join=True)
+    for variant, heads in VARIANT_HEADS:
+        assert json.loads((out / variant / "result.json").read_text()) == {"step": 2, "heads": heads}, variant
