@@ -327,12 +327,25 @@ def _check_per_image(graph: TermGraph, entrypoint, errors: ErrorCollector) -> No
         errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image needs every tensor input to "
                      f"start with the same batch size ({shapes})", "declare shapes such as [N, C, H, W]")
         return
+    rows = set()
     for output in entrypoint.outputs:
         term = graph.by_name.get(output)
-        if term is not None and not (term.term.shape and term.term.shape[0] == batch):
+        first = term.term.shape[0] if term is not None and term.term.shape else None
+        if term is not None and not isinstance(first, str):
             shape = list(term.term.shape) if term.term.shape else "undeclared"
             errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image needs every output to "
-                         f"start with {batch}; '{output}' has shape {shape}", f"declare its shape as [{batch}, ...]")
+                         f"start with {batch} (one slice per image) or a row size such as M (the images' rows "
+                         f"concatenated); '{output}' has shape {shape}", f"declare its shape as [{batch}, ...]")
+        elif first is not None and first != batch:
+            rows.add(first)
+    for output, size in entrypoint.numbers:
+        if output not in entrypoint.outputs:
+            errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image numbers '{output}', "
+                         "which is not one of its outputs", did_you_mean(output, entrypoint.outputs))
+        elif size != batch and size not in rows:
+            known = ", ".join([batch, *sorted(rows)])
+            errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image numbers '{output}' by "
+                         f"'{size}', which is neither the batch size nor the rows of an output", f"one of: {known}")
 
 
 def _check_types(graph: TermGraph, errors: ErrorCollector) -> None:

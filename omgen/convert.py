@@ -307,7 +307,7 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
         if entrypoint.doc:
             fields["doc"] = entrypoint.doc
         if entrypoint.per_image:
-            fields["per_image"] = True
+            fields["per_image"] = {"numbers": dict(entrypoint.numbers)} if entrypoint.numbers else True
         entrypoints[entrypoint.name] = fields if len(fields) > 1 else outputs
     out.append("\nentrypoints = " + py_literal(entrypoints) + "\n")
     return "".join(out)
@@ -434,7 +434,9 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
             out.append(f"  {entrypoint.name}:\n    outputs: {_y(list(entrypoint.outputs))}\n")
             if entrypoint.doc:
                 out.append(f"    doc: {_y(entrypoint.doc)}\n")
-            if entrypoint.per_image:
+            if entrypoint.numbers:
+                out.append(f"    per_image:\n      numbers: {_y(dict(entrypoint.numbers))}\n")
+            elif entrypoint.per_image:
                 out.append("    per_image: true\n")
         else:
             out.append(f"  {entrypoint.name}: {_y(list(entrypoint.outputs))}\n")

@@ -54,6 +54,7 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         inputs=[_input_view(i) for i in spec.inputs],
         has_size_inputs=any(i.type == SIZE for i in spec.inputs),
         has_per_image=any(e.per_image for e in spec.entrypoints),
+        has_numbers=any(e.numbers for e in spec.entrypoints),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
@@ -171,13 +172,33 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     if entrypoint.per_image:
         one = [f"{i.name}[_i : _i + 1]" if i.type == "Tensor" else i.name for i in needed_inputs]
         per_image = {"batch": tensors[0], "image_args": ", ".join(one),
-                     "batch_args": ", ".join(i.name for i in needed_inputs)}
+                     "batch_args": ", ".join(i.name for i in needed_inputs),
+                     **_per_image_layout(graph, entrypoint, needed_inputs)}
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
             "per_image": per_image,
             "outputs": entrypoint.outputs, "params": params, "param_names": [i.name for i in needed_inputs],
             "dict_callable": all(i.type == "Tensor" for i in needed_inputs),
             "checks": checks, "steps": steps,
             "comment_column": column}
+
+
+def _per_image_layout(graph: TermGraph, entrypoint: EntrypointDecl, needed_inputs: list[InputDecl]) -> dict:
+    """How one image's results make the batch's: outputs that start with the batch size are written into image
+    _i's slice, the others (rows: instances, boxes) are concatenated; numbered outputs are offset first, by the
+    image's number or by the rows of the images before it (analyse checked the sizes)."""
+    batch = next(i.shape[0] for i in needed_inputs if i.type == "Tensor")
+    firsts = {name: graph.by_name[name].term.shape[0] for name in entrypoint.outputs}
+    rows = {}
+    for name in entrypoint.outputs:
+        if firsts[name] != batch:
+            rows.setdefault(firsts[name], name)
+    offsets = {size: ("_i" if size == batch else f"_rows_{size}") for _, size in entrypoint.numbers}
+    return {"sliced": [n for n in entrypoint.outputs if firsts[n] == batch],
+            "rows": [n for n in entrypoint.outputs if firsts[n] != batch],
+            "row_counts": [{"local": offsets[size], "size": size, "output": rows[size]}
+                           for size in sorted(set(offsets) - {batch})],
+            "numbers": [{"output": output, "size": size, "offset": offsets[size]}
+                        for output, size in entrypoint.numbers]}
 
 
 def _last_uses(graph: TermGraph, terms: list[str], outputs: Iterable[str]) -> dict[str, int]:

@@ -166,6 +166,9 @@ class EntrypointDecl:
     doc: str
     location: Location
     per_image: bool = False  # eager and TorchScript run the batch one image at a time (small temporaries)
+    # per_image outputs that number rows, as (output, leading size of the rows they number): one image's values
+    # count from 0, the batch's add the rows of the earlier images (the batch size N: the image's number)
+    numbers: tuple[tuple[str, str], ...] = ()
 
     @property
     def class_name(self) -> str:

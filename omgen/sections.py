@@ -364,11 +364,11 @@ class Sections:
             if not IDENTIFIER.match(name):
                 self.errors.error(key.location, f"entrypoint name '{name}' must be a Python identifier")
                 continue
-            doc, per_image = "", False
+            doc, per_image, numbers = "", False, ()
             if value.kind != LIST:
                 fields = self.fields(value, f"entrypoint '{name}'", ENTRYPOINT_KEYS)
                 doc = self.string(fields.get("doc"), "doc")
-                per_image = self.flag(fields.get("per_image"), f"entrypoint '{name}': per_image")
+                per_image, numbers = self.per_image(fields.get("per_image"), f"entrypoint '{name}': per_image")
                 value = fields.get("outputs") or Raw(LIST, (), key.location)
             outputs: list[str] = []
             if value.kind != LIST:
@@ -383,8 +383,27 @@ class Sections:
                 outputs.append(term)
             if not outputs:
                 self.errors.error(key.location, f"entrypoint '{name}' has no outputs")
-            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location, per_image))
+            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location, per_image, numbers))
         return tuple(entrypoints)
+
+    def per_image(self, raw: Raw | None, what: str) -> tuple[bool, tuple[tuple[str, str], ...]]:
+        """`per_image: true`, or `per_image: {numbers: {output: M, ...}}` (outputs whose values number rows of M)."""
+        if raw is None or raw.kind != MAP:
+            return self.flag(raw, what), ()
+        fields = self.fields(raw, what, ("numbers",))
+        numbers_raw = fields.get("numbers")
+        numbers = []
+        for output, (key_raw, size_raw) in (self.mapping(numbers_raw, f"{what}: numbers").items()
+                                            if numbers_raw is not None else ()):
+            size = self.string(size_raw, f"{what}: numbers: {output}", strict=True)
+            if not size:
+                continue  # reported
+            if not IDENTIFIER.match(output) or not IDENTIFIER.match(size):
+                self.errors.error(key_raw.location, f"{what}: numbers maps an output to the size symbol of the "
+                                  f"rows it numbers, got {output!r}: {size!r}", "e.g. {instance_index_truth: M}")
+                continue
+            numbers.append((output, size))
+        return True, tuple(numbers)
 
     def term_name(self, raw: Raw, entrypoint: str) -> str | None:
         """An entrypoint output that names a term (the YAML frontend's outputs)."""

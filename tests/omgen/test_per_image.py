@@ -137,7 +137,7 @@ def test_a_traced_program_takes_the_batch_as_one_graph(images):
 
 @pytest.mark.parametrize("old, new, message", [
     ("      count:\n        shape: [N]\n", "      count:\n        shape: [1]\n",
-     "per_image needs every output to start with N; 'count' has shape [1]"),
+     "per_image needs every output to start with N (one slice per image) or a row size such as M"),
     ("      count:\n        shape: [N]\n", "      count:\n", "'count' has shape undeclared"),
     ("  logits: {shape: [N, C, H, W]", "  logits: {shape: [B, C, H, W]", None),  # renamed alike: fine
     ("    per_image: true", "    per_image: yes please", "entrypoint 'infer': per_image is true or false"),
@@ -187,3 +187,116 @@ compose: [Decode]""").replace("outputs: [labels, count, canvas]", "outputs: [lab
     assert got["head"].shape == (2, 6) and all(torch.equal(got[k], batch[k]) for k in batch)
     scripted = torch.jit.script(infer)(logits, [2, 3])
     assert all(torch.equal(scripted[k], batch[k]) for k in batch)
+
+
+# ----------------------------------------------------------------------------- rows and numbers
+
+OBJECTS = """\
+om: objects
+inputs:
+  labels: {shape: [N, 1, H, W], dtype: int, role: truth}
+blocks:
+  Objects:
+    terms:
+      lit:
+        shape: [M]
+        doc: Flat index of every labelled pixel over the batch (the objects).
+        expr: torch.nonzero(labels.reshape(-1) > 0).view(-1)
+      object_image:
+        shape: [M]
+        expr: torch.div(lit, labels.shape[2] * labels.shape[3], rounding_mode="floor")
+      object_value:
+        shape: [M, 1]
+        expr: labels.reshape(-1)[lit].view(-1, 1)
+      object_index:
+        shape: [N, 1, H, W]
+        doc: The object at each pixel (0..M-1 over the batch), -1 where none.
+        body: |
+          index = torch.full([labels.numel()], -1, dtype=torch.long, device=labels.device)
+          index[lit] = torch.arange(lit.shape[0], device=labels.device)
+          return index.view(labels.shape)
+compose: [Objects]
+entrypoints:
+  objects:
+    outputs: [object_index, object_image, object_value]
+    per_image:
+      numbers: {object_index: M, object_image: N}
+"""
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory):
+    root = tmp_path_factory.mktemp("objects")
+    (root / "pyproject.toml").write_text("")
+    spec = root / "objects.yaml"
+    spec.write_text(OBJECTS)
+    write(compile_spec(spec, out=root / "gen"))
+    module_spec = importlib.util.spec_from_file_location("objects_base", root / "gen" / "objects" / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return spec, module
+
+
+def objects_reference(labels: torch.Tensor) -> dict:
+    """Pixel by pixel in raster order over the batch, one counter."""
+    n, _, h, w = labels.shape
+    index = torch.full((n, 1, h, w), -1, dtype=torch.long)
+    images, values = [], []
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                if labels[b, 0, y, x] > 0:
+                    index[b, 0, y, x] = len(images)
+                    images.append(b)
+                    values.append([int(labels[b, 0, y, x])])
+    return {"object_index": index, "object_image": torch.tensor(images, dtype=torch.long),
+            "object_value": torch.tensor(values, dtype=torch.long).view(-1, 1)}
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 4), h=st.integers(1, 4), w=st.integers(1, 4), seed=st.integers(0, 99))
+def test_rows_are_concatenated_and_numbers_counted_on_over_the_batch(objects, n, h, w, seed):
+    """Image by image, the objects of each image appended and their numbers (object index, image) offset by the
+    images before: the batch's own result and the loop reference, eager, TorchScript and forward_into."""
+    _, module = objects
+    labels = torch.randint(0, 3, (n, 1, h, w), generator=torch.Generator().manual_seed(seed))
+    entry = module.ENTRYPOINTS["objects"]()
+    scripted = torch.jit.script(entry)
+    want = objects_reference(labels)
+    results = [entry(labels), entry._forward_batch(labels), scripted(labels), entry.forward_into({}, labels),
+               scripted.forward_into(scripted(labels), labels)]
+    for got in results:
+        assert sorted(got) == sorted(want)
+        for key in want:
+            assert got[key].dtype == torch.long and torch.equal(got[key], want[key]), key
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("numbers: {object_index: M, object_image: N}", "numbers: {object_index: K, object_image: N}",
+     "per_image numbers 'object_index' by 'K', which is neither the batch size nor the rows of an output"),
+    ("numbers: {object_index: M, object_image: N}", "numbers: {object_indx: M}",
+     "per_image numbers 'object_indx', which is not one of its outputs"),
+    ("numbers: {object_index: M, object_image: N}", "numbers: {object_index: 3}",
+     "per_image: numbers: object_index must be a string"),
+    ("      numbers: {object_index: M, object_image: N}", "      count: {object_index: M}",
+     "unknown key 'count' in entrypoint 'objects': per_image"),
+    ("        shape: [M, 1]\n", "", "'object_value' has shape undeclared"),
+])
+def test_rows_and_numbers_are_checked_at_the_spec_line(tmp_path, old, new, message):
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "objects.yaml"
+    assert old in OBJECTS
+    spec.write_text(OBJECTS.replace(old, new))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    assert any(message in str(d) for d in info.value.diagnostics), info.value.diagnostics
+
+
+def test_numbers_convert_both_ways(objects, tmp_path):
+    spec, _ = objects
+    py, back = tmp_path / "objects.py", tmp_path / "back.yaml"
+    list(convert(spec, py))
+    list(convert(py, back))
+    for path in (py, back):
+        entrypoint = load(path).entrypoints[0]
+        assert entrypoint.per_image and entrypoint.numbers == (("object_index", "M"), ("object_image", "N"))
