@@ -395,12 +395,12 @@ class Sections:
         numbers = []
         for output, (key_raw, size_raw) in (self.mapping(numbers_raw, f"{what}: numbers").items()
                                             if numbers_raw is not None else ()):
-            size = self.string(size_raw, f"{what}: numbers: {output}", strict=True)
-            if not size:
-                continue  # reported
+            size = size_raw.value if size_raw.kind == SCALAR and isinstance(size_raw.value, str) else ""
             if not IDENTIFIER.match(output) or not IDENTIFIER.match(size):
                 self.errors.error(key_raw.location, f"{what}: numbers maps an output to the size symbol of the "
-                                  f"rows it numbers, got {output!r}: {size!r}", "e.g. {instance_index_truth: M}")
+                                  f"rows it numbers, got {output!r}: "
+                                  f"{repr(size_raw.value) if size_raw.kind == SCALAR else 'a ' + size_raw.kind}",
+                                  "e.g. {instance_index_truth: M}")
                 continue
             numbers.append((output, size))
         return True, tuple(numbers)

@@ -277,7 +277,9 @@ def test_rows_are_concatenated_and_numbers_counted_on_over_the_batch(objects, n,
     ("numbers: {object_index: M, object_image: N}", "numbers: {object_indx: M}",
      "per_image numbers 'object_indx', which is not one of its outputs"),
     ("numbers: {object_index: M, object_image: N}", "numbers: {object_index: 3}",
-     "per_image: numbers: object_index must be a string"),
+     "per_image: numbers maps an output to the size symbol of the rows it numbers, got 'object_index': 3"),
+    ("numbers: {object_index: M, object_image: N}", "numbers: {object_index: }",
+     "per_image: numbers maps an output to the size symbol of the rows it numbers, got 'object_index': None"),
     ("      numbers: {object_index: M, object_image: N}", "      count: {object_index: M}",
      "unknown key 'count' in entrypoint 'objects': per_image"),
     ("        shape: [M, 1]\n", "", "'object_value' has shape undeclared"),
@@ -300,3 +302,33 @@ def test_numbers_convert_both_ways(objects, tmp_path):
     for path in (py, back):
         entrypoint = load(path).entrypoints[0]
         assert entrypoint.per_image and entrypoint.numbers == (("object_index", "M"), ("object_image", "N"))
+
+
+HOSTILE = st.one_of(st.sampled_from(['M', 'N', 'object_index', '"', "'", "\\", "\n", "x\nimport os", "#", "{", "}",
+                                     "M; open('PWNED', 'w')", "\u2028", "\x00", "", "_i", "class", "É"]),
+                    st.text(max_size=12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(output=HOSTILE, size=st.one_of(HOSTILE, st.none(), st.integers(), st.lists(st.just("M"), max_size=2)))
+def test_hostile_numbers_compile_to_identifiers_or_one_line_errors(tmp_path_factory, output, size):
+    """Any text as a numbered output or its size: the spec is refused with one-line errors, or it compiled and
+    what reached the code is an output name and a size symbol, both plain identifiers."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "pyproject.toml").write_text("")
+    spec = root / "objects.yaml"
+    import yaml
+
+    data = yaml.safe_load(OBJECTS)
+    data["entrypoints"]["objects"]["per_image"] = {"numbers": {output: size}}
+    try:
+        spec.write_text(yaml.safe_dump(data, allow_unicode=True))
+    except UnicodeEncodeError:
+        return  # text a file cannot hold (lone surrogates)
+    try:
+        files = compile_spec(spec, out=root / "gen")
+    except SpecErrors as errors:
+        assert errors.diagnostics and all("\n" not in str(d) for d in errors.diagnostics)
+        return
+    assert output in ("object_index", "object_image", "object_value") and size.isidentifier() and size.isascii()
+    assert files
