@@ -155,7 +155,7 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     params = [f"{i.name}: {i.value_type}" for i in needed_inputs]
     checks = [_input_check(i, graph.om.config) for i in needed_inputs if i.type in ("Tensor", SIZE)]
     terms = [name for name in order if name not in inputs]
-    last_use = _last_uses(graph, terms, entrypoint.outputs)
+    freed_after = _freed_after(graph, terms, entrypoint.outputs)
     steps = []
     for position, name in enumerate(terms):
         term = graph.by_name[name]
@@ -163,9 +163,8 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
         code = f"{name} = self.{name}({', '.join(term.params)})"
         comment = winner.owner + (f", overrides {term.term.chain[1].owner}" if len(term.term.chain) > 1 else "")
         steps.append({"code": code, "comment": comment})
-        if position < len(terms) - 1:  # after the last step, the return releases the rest
-            freed = [n for n in terms[:position] if last_use.get(n) == position]
-            steps.extend({"code": code, "comment": "last use: freed"} for code in _del_statements(freed))
+        steps.extend({"code": code, "comment": "last use: freed"}
+                     for code in _del_statements(freed_after.get(position, [])))
     column = min(max((len(s["code"]) for s in steps), default=0), COMMENT_COLUMN_MAX)
     tensors = [i.name for i in needed_inputs if i.type == "Tensor"]
     per_image = {}
@@ -201,16 +200,21 @@ def _per_image_layout(graph: TermGraph, entrypoint: EntrypointDecl, needed_input
                         for output, size in entrypoint.numbers]}
 
 
-def _last_uses(graph: TermGraph, terms: list[str], outputs: Iterable[str]) -> dict[str, int]:
-    """Term -> position of the last term that reads it, for the terms that are not returned: a full-size map is
-    released as soon as nothing needs it, so the entrypoint's peak memory is its widest point, not the sum."""
+def _freed_after(graph: TermGraph, terms: list[str], outputs: Iterable[str]) -> dict[int, list[str]]:
+    """Step position -> the terms (in step order) that no later step reads and the entrypoint does not return: a
+    full-size map is released as soon as nothing needs it, so the peak memory is the order's widest point, not
+    the sum. Nothing is freed after the last step: the return releases the rest."""
     kept = set(outputs)
     last: dict[str, int] = {}
     for position, name in enumerate(terms):
         for param in graph.by_name[name].params:
             if param in graph.by_name and param not in kept:
                 last[param] = position
-    return last
+    freed: dict[int, list[str]] = {}
+    for name in terms:  # step order
+        if name in last and last[name] < len(terms) - 1:
+            freed.setdefault(last[name], []).append(name)
+    return freed
 
 
 def _del_statements(names: list[str]) -> list[str]:

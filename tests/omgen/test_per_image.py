@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from hypothesis import given, settings, strategies as st
 
 from omgen.compile import compile_spec, load, write
@@ -317,8 +318,6 @@ def test_hostile_numbers_compile_to_identifiers_or_one_line_errors(tmp_path_fact
     root = tmp_path_factory.mktemp("hostile")
     (root / "pyproject.toml").write_text("")
     spec = root / "objects.yaml"
-    import yaml
-
     data = yaml.safe_load(OBJECTS)
     data["entrypoints"]["objects"]["per_image"] = {"numbers": {output: size}}
     try:
