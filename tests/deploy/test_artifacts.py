@@ -36,6 +36,18 @@ OUTPUTS = {"panoptic": ["panoptic", "semantic", "instance", "centers", "center_s
            "detection": ["boxes", "scores", "classes"], "pose": ["boxes", "scores", "keypoints"]}
 
 
+_LOADED: dict = {}
+
+
+def loaded(path: Path):
+    """runtime.deployed.load(path), once per file and process: a dynamic-shape torch.export program takes ~10-20 s
+    to deserialise on 2 cores (sympy), and the programs are stateless, so the tests of one artifact share it."""
+    key = (Path(path).resolve(), Path(path).stat().st_mtime_ns)
+    if key not in _LOADED:
+        _LOADED[key] = load(path)
+    return _LOADED[key]
+
+
 def images(height: int, width: int, batch: int) -> torch.Tensor:
     return torch.stack([synthetic_image(i, (height, width)) for i in range(batch)])
 
@@ -65,7 +77,7 @@ def test_ts_and_pt2_equal_the_eager_program_at_every_size(task, variant, kinds, 
 
 def assert_programs_equal_eager(task: str, checkpoint: Path, written: dict) -> None:
     eager = build_deployment(load_checkpoint_model(checkpoint))
-    programs = {kind: load(path) for kind, path in written.items()}
+    programs = {kind: loaded(path) for kind, path in written.items()}
     for height, width, batch in SIZES:
         x = images(height, width, batch)
         with torch.no_grad():
@@ -127,7 +139,7 @@ def panoptic_artifacts(exported_programs):
 @pytest.mark.xdist_group("panoptic-synthetic")
 @pytest.mark.parametrize("kind", ["ts", "pt2"])
 def test_every_kind_answers_a_bad_image_with_one_line(panoptic_artifacts, kind):
-    program = load(panoptic_artifacts[kind])
+    program = loaded(panoptic_artifacts[kind])
     for image, message in BAD:
         with pytest.raises(ValueError) as info:
             program(image)
@@ -137,7 +149,7 @@ def test_every_kind_answers_a_bad_image_with_one_line(panoptic_artifacts, kind):
 
 @pytest.mark.xdist_group("detection-base")  # the programs of test_ts_and_pt2_equal_the_eager_program_at_every_size
 def test_pt2_refuses_sizes_outside_its_traced_range(exported_programs):
-    program = load(exported_programs("detection", "base")["pt2"])
+    program = loaded(exported_programs("detection", "base")["pt2"])
     with pytest.raises(ValueError, match=r"^image: batch 65 in shape \[65, 3, 64, 64\] is outside this program's "
                                          r"range 1\.\.64$"):
         program(images(64, 64, 1).expand(65, 3, 64, 64))
@@ -198,7 +210,7 @@ def test_artifacts_run_in_a_fresh_process_without_the_project(panoptic_artifacts
     batches = [images(77, 101, 2)]
     paths = {kind: str(p) for kind, p in panoptic_artifacts.items()}
     result = run_fresh(paths, batches, tmp_path)
-    reference = load(panoptic_artifacts["ts"])
+    reference = loaded(panoptic_artifacts["ts"])
     for kind in paths:
         assert result[kind]["variant"] == "synthetic"
         assert result[kind]["error"].startswith("image: expected dtype uint8 (0..255 RGB), got float32")
@@ -234,7 +246,7 @@ def test_cli_export_writes_the_formats_asked_for_any_task(task_checkpoints, tmp_
     assert meta["joint_names"][0] == "nose" and len(meta["skeleton"]) > 10
     assert meta["input"]["dims"]["batch"] == [1, 3]
     assert_programs_equal_eager("pose", checkpoint, {"ts": out, "pt2": tmp_path / "pose.pt2"})
-    program = load(tmp_path / "pose.pt2")
+    program = loaded(tmp_path / "pose.pt2")
     assert program(images(64, 96, 3))["boxes"].shape[0] == 3
     with pytest.raises(ValueError, match=r"^image: batch 4 in shape \[4, 3, 64, 96\] is outside this program's "
                                          r"range 1\.\.3$"):
