@@ -111,6 +111,23 @@ def test_semantic_pred_equals_torch_max_with_ties(shape, seed):
     assert torch.equal(m.semantic_pred(logits), torch.max(logits, 1, keepdim=True)[1])
 
 
+def test_semantic_pred_by_bands_equals_torch_max(monkeypatch):
+    """Wide images go by bands of rows (~32 K pixels; here bands of 5, 5 and 3 rows): eager, TorchScript and the
+    static path a tracer takes give torch.max(x, 1)'s first maximum, NaN pixels K."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randint(0, 4, (2, 19, 13, 3000), generator=g).float()
+    logits[1, :, 12, 7] = float("nan")
+    want = torch.max(logits, 1, keepdim=True)[1]
+    want[1, 0, 12, 7] = 19
+    module = H.module("base")
+    terms = module.Terms(num_classes=19, thing_ids=[])
+    assert torch.equal(terms.semantic_pred(logits), want)
+    assert torch.equal(torch.jit.script(H.entry("base", "infer"))(logits, logits[:, :1], logits[:, :2])["semantic_pred"],
+                       want)
+    monkeypatch.setattr(module, "dynamic_shapes_allowed", lambda: False)
+    assert torch.equal(terms.semantic_pred(logits), want)
+
+
 def test_half_precision_inputs_decode_like_float32():
     """float16 / bfloat16 network outputs (AMP): coordinates and votes are computed in float32."""
     logits, center, offsets = H.predictions((2, 1, 16, 20), 4)
