@@ -73,3 +73,11 @@ def monkeypatch_static():
     patch.setattr(om, "dynamic_shapes_allowed", lambda: False)
     yield
     patch.undo()
+
+
+def test_votes_that_require_a_gradient():
+    """The decode of a network's outputs in training mode: the votes carry a gradient, the answer is indices."""
+    vy = torch.tensor([0.0, 5.0, 9.0], requires_grad=True)
+    cy = torch.tensor([[1.0, 8.0]], requires_grad=True)
+    got = om.nearest_center(vy, vy * 0, cy, cy * 0)
+    assert got.tolist() == [0, 1, 1] and not got.requires_grad
