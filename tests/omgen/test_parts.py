@@ -150,5 +150,5 @@ def test_shipped_specs_have_no_projection_terms():
 
 def test_the_vote_is_written_once_in_the_panoptic_spec():
     text = (ROOT / "specs" / "panoptic.yaml").read_text()
-    assert text.count("flat[b * (2 * hw) + hw + r]") == 1  # in the function pixel_votes
+    assert text.count("flat.index_select(0, b * (2 * hw) + hw + r)") == 1  # in the function pixel_votes
     assert text.count("pixel_votes(") == 4
