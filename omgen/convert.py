@@ -307,7 +307,10 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
         if entrypoint.doc:
             fields["doc"] = entrypoint.doc
         if entrypoint.per_image:
-            fields["per_image"] = {"numbers": dict(entrypoint.numbers)} if entrypoint.numbers else True
+            layout: dict[str, Any] = {"numbers": dict(entrypoint.numbers)} if entrypoint.numbers else {}
+            if entrypoint.forward_batch:
+                layout["forward"] = "batch"
+            fields["per_image"] = layout or True
         entrypoints[entrypoint.name] = fields if len(fields) > 1 else outputs
     out.append("\nentrypoints = " + py_literal(entrypoints) + "\n")
     return "".join(out)
@@ -434,8 +437,12 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
             out.append(f"  {entrypoint.name}:\n    outputs: {_y(list(entrypoint.outputs))}\n")
             if entrypoint.doc:
                 out.append(f"    doc: {_y(entrypoint.doc)}\n")
-            if entrypoint.numbers:
-                out.append(f"    per_image:\n      numbers: {_y(dict(entrypoint.numbers))}\n")
+            if entrypoint.numbers or entrypoint.forward_batch:
+                out.append("    per_image:\n")
+                if entrypoint.numbers:
+                    out.append(f"      numbers: {_y(dict(entrypoint.numbers))}\n")
+                if entrypoint.forward_batch:
+                    out.append("      forward: batch\n")
             elif entrypoint.per_image:
                 out.append("    per_image: true\n")
         else:

@@ -172,6 +172,7 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
         one = [f"{i.name}[_i : _i + 1]" if i.type == "Tensor" else i.name for i in needed_inputs]
         per_image = {"batch": tensors[0], "image_args": ", ".join(one),
                      "batch_args": ", ".join(i.name for i in needed_inputs),
+                     "forward_batch": entrypoint.forward_batch,
                      **_per_image_layout(graph, entrypoint, needed_inputs)}
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
             "per_image": per_image,

@@ -169,6 +169,9 @@ class EntrypointDecl:
     # per_image outputs that number rows, as (output, leading size of the rows they number): one image's values
     # count from 0, the batch's add the rows of the earlier images (the batch size N: the image's number)
     numbers: tuple[tuple[str, str], ...] = ()
+    # per_image `forward: batch`: forward() takes the batch at once (temporaries smaller than the outputs, where
+    # copying each image's results into the batch's costs more); only forward_into goes image by image
+    forward_batch: bool = False
 
     @property
     def class_name(self) -> str:

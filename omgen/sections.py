@@ -364,11 +364,12 @@ class Sections:
             if not IDENTIFIER.match(name):
                 self.errors.error(key.location, f"entrypoint name '{name}' must be a Python identifier")
                 continue
-            doc, per_image, numbers = "", False, ()
+            doc, per_image, numbers, forward_batch = "", False, (), False
             if value.kind != LIST:
                 fields = self.fields(value, f"entrypoint '{name}'", ENTRYPOINT_KEYS)
                 doc = self.string(fields.get("doc"), "doc")
-                per_image, numbers = self.per_image(fields.get("per_image"), f"entrypoint '{name}': per_image")
+                per_image, numbers, forward_batch = self.per_image(fields.get("per_image"),
+                                                                   f"entrypoint '{name}': per_image")
                 value = fields.get("outputs") or Raw(LIST, (), key.location)
             outputs: list[str] = []
             if value.kind != LIST:
@@ -383,14 +384,24 @@ class Sections:
                 outputs.append(term)
             if not outputs:
                 self.errors.error(key.location, f"entrypoint '{name}' has no outputs")
-            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location, per_image, numbers))
+            entrypoints.append(EntrypointDecl(name, tuple(outputs), doc, key.location, per_image, numbers,
+                                              forward_batch))
         return tuple(entrypoints)
 
-    def per_image(self, raw: Raw | None, what: str) -> tuple[bool, tuple[tuple[str, str], ...]]:
-        """`per_image: true`, or `per_image: {numbers: {output: M, ...}}` (outputs whose values number rows of M)."""
+    def per_image(self, raw: Raw | None, what: str) -> tuple[bool, tuple[tuple[str, str], ...], bool]:
+        """`per_image: true`, or `per_image: {numbers: {output: M, ...}, forward: images | batch}` (outputs whose
+        values number rows of M; `forward: batch`: plain forward() takes the batch at once, forward_into goes
+        image by image). Returns (per_image, numbers, forward_batch)."""
         if raw is None or raw.kind != MAP:
-            return self.flag(raw, what), ()
-        fields = self.fields(raw, what, ("numbers",))
+            return self.flag(raw, what), (), False
+        fields = self.fields(raw, what, ("numbers", "forward"))
+        forward_raw = fields.get("forward")
+        forward = forward_raw.value if forward_raw is not None and forward_raw.kind == SCALAR else "images"
+        if forward_raw is not None and forward not in ("images", "batch"):
+            shown = repr(forward) if forward_raw.kind == SCALAR else "a " + forward_raw.kind
+            self.errors.error(forward_raw.location, f"{what}: forward is 'images' (the default) or 'batch', got "
+                              f"{shown}", "forward: batch keeps forward() on the whole batch")
+            forward = "images"
         numbers_raw = fields.get("numbers")
         numbers = []
         for output, (key_raw, size_raw) in (self.mapping(numbers_raw, f"{what}: numbers").items()
@@ -403,7 +414,7 @@ class Sections:
                                   "e.g. {instance_index_truth: M}")
                 continue
             numbers.append((output, size))
-        return True, tuple(numbers)
+        return True, tuple(numbers), forward == "batch"
 
     def term_name(self, raw: Raw, entrypoint: str) -> str | None:
         """An entrypoint output that names a term (the YAML frontend's outputs)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 
 import pytest
@@ -331,3 +332,61 @@ def test_hostile_numbers_compile_to_identifiers_or_one_line_errors(tmp_path_fact
         return
     assert output in ("object_index", "object_image", "object_value") and size.isidentifier() and size.isascii()
     assert files
+
+
+def _compiled(root, text, name):
+    (root / "pyproject.toml").write_text("")
+    spec = root / f"{name}.yaml"
+    spec.write_text(text)
+    write(compile_spec(spec, out=root / "gen"))
+    module_spec = importlib.util.spec_from_file_location(f"{name}_base", root / "gen" / name / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return spec, module
+
+
+BATCH_FORWARD = OBJECTS.replace("      numbers: {object_index: M, object_image: N}\n",
+                                "      numbers: {object_index: M, object_image: N}\n      forward: batch\n")
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(0, 4), h=st.integers(1, 4), w=st.integers(1, 4), seed=st.integers(0, 99))
+def test_forward_batch_keeps_forward_on_the_batch_and_forward_into_image_by_image(tmp_path_factory, n, h, w, seed):
+    """`forward: batch`: forward() runs the batch at once (no image loop in its code, eager or TorchScript), while
+    forward_into still goes image by image into the held tensors; every result equals the loop reference."""
+    spec, module = _compiled(tmp_path_factory.mktemp("batch_forward"), BATCH_FORWARD, "objects")
+    entry = module.ENTRYPOINTS["objects"]()
+    source = inspect.getsource(type(entry).forward)
+    assert "_image_into" not in source and "self._forward_batch(labels)" in source
+    assert "_image_into" in inspect.getsource(type(entry).forward_into)
+    labels = torch.randint(0, 3, (n, 1, h, w), generator=torch.Generator().manual_seed(seed))
+    scripted = torch.jit.script(entry)
+    want = objects_reference(labels)
+    held = entry.forward_into({}, labels)
+    kept = {k: v.data_ptr() for k, v in held.items() if k == "object_index" and v.numel()}
+    results = [entry(labels), scripted(labels), held, entry.forward_into(held, labels),
+               scripted.forward_into(scripted(labels), labels)]
+    assert all(held[k].data_ptr() == p for k, p in kept.items())  # written where it was
+    for got in results:
+        assert sorted(got) == sorted(want)
+        for key in want:
+            assert torch.equal(got[key], want[key]), key
+
+
+def test_forward_batch_is_checked_and_converts_both_ways(tmp_path):
+    bad = BATCH_FORWARD.replace("forward: batch", "forward: sometimes")
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "objects.yaml"
+    spec.write_text(bad)
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    assert any("entrypoint 'objects': per_image: forward is 'images' (the default) or 'batch', got 'sometimes'"
+               in str(d) and "\n" not in str(d) for d in info.value.diagnostics), info.value.diagnostics
+    spec.write_text(BATCH_FORWARD)
+    py, back = tmp_path / "objects.py", tmp_path / "back.yaml"
+    list(convert(spec, py))
+    list(convert(py, back))
+    for path in (spec, py, back):
+        entrypoint = load(path).entrypoints[0]
+        assert entrypoint.per_image and entrypoint.forward_batch
+        assert entrypoint.numbers == (("object_index", "M"), ("object_image", "N"))
