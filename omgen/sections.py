@@ -396,8 +396,8 @@ class Sections:
             return self.flag(raw, what), (), False
         fields = self.fields(raw, what, ("numbers", "forward"))
         forward_raw = fields.get("forward")
-        forward = forward_raw.value if forward_raw is not None and forward_raw.kind == SCALAR else "images"
-        if forward_raw is not None and forward not in ("images", "batch"):
+        forward = "images" if forward_raw is None else forward_raw.value if forward_raw.kind == SCALAR else None
+        if forward not in ("images", "batch"):
             shown = repr(forward) if forward_raw.kind == SCALAR else "a " + forward_raw.kind
             self.errors.error(forward_raw.location, f"{what}: forward is 'images' (the default) or 'batch', got "
                               f"{shown}", "forward: batch keeps forward() on the whole batch")

@@ -390,3 +390,27 @@ def test_forward_batch_is_checked_and_converts_both_ways(tmp_path):
         entrypoint = load(path).entrypoints[0]
         assert entrypoint.per_image and entrypoint.forward_batch
         assert entrypoint.numbers == (("object_index", "M"), ("object_image", "N"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(forward=st.one_of(HOSTILE, st.none(), st.integers(), st.booleans(), st.lists(st.just("batch"), max_size=2)))
+def test_hostile_forward_values_compile_only_as_images_or_batch(tmp_path_factory, forward):
+    """Any value of per_image's forward: only 'images' and 'batch' compile; everything else is one one-line
+    error at the spec."""
+    root = tmp_path_factory.mktemp("hostile_forward")
+    (root / "pyproject.toml").write_text("")
+    spec = root / "objects.yaml"
+    data = yaml.safe_load(OBJECTS)
+    data["entrypoints"]["objects"]["per_image"]["forward"] = forward
+    try:
+        spec.write_text(yaml.safe_dump(data, allow_unicode=True))
+    except UnicodeEncodeError:
+        return  # text a file cannot hold (lone surrogates)
+    try:
+        compile_spec(spec, out=root / "gen")
+    except SpecErrors as errors:
+        assert forward not in ("images", "batch")
+        assert errors.diagnostics and all("\n" not in str(d) for d in errors.diagnostics)
+        assert any("per_image: forward is 'images' (the default) or 'batch'" in str(d) for d in errors.diagnostics)
+        return
+    assert forward in ("images", "batch")
