@@ -15,7 +15,7 @@ def heatmap(objects, radius, window, n, h, w):
     cy = torch.tensor([o[1] for o in objects], dtype=torch.float32)
     cx = torch.tensor([o[2] for o in objects], dtype=torch.float32)
     p = len(objects)
-    spread = torch.full([p], radius / 3.0, dtype=torch.float64)
+    spread = torch.full([p], radius / 3.0 + 0.25, dtype=torch.float64)  # sigma > 0 (0 draws NaN on the center)
     r = torch.full([p], radius, dtype=torch.float64)
     return om.gaussian_heatmap(b, cy, cx, spread, r, torch.zeros(p, dtype=torch.long),
                                torch.tensor([o[3] for o in objects], dtype=torch.bool), n, 1, h, w, window)
