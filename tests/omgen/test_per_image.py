@@ -40,18 +40,23 @@ entrypoints:
 """
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
+def _compiled(root, text, name, register=False):
+    """Compile a spec text under root and import its base variant (registered in sys.modules if asked)."""
     (root / "pyproject.toml").write_text("")
-    spec = root / "images.yaml"
-    spec.write_text(SPEC)
+    spec = root / f"{name}.yaml"
+    spec.write_text(text)
     write(compile_spec(spec, out=root / "gen"))
-    module_spec = importlib.util.spec_from_file_location("images_base", root / "gen" / "images" / "base.py")
+    module_spec = importlib.util.spec_from_file_location(f"{name}_base", root / "gen" / name / "base.py")
     module = importlib.util.module_from_spec(module_spec)
-    sys.modules["images_base"] = module
+    if register:
+        sys.modules[f"{name}_base"] = module
     module_spec.loader.exec_module(module)
     return spec, module
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return _compiled(tmp_path_factory.mktemp("images"), SPEC, "images", register=True)
 
 
 def reference(logits: torch.Tensor) -> dict:
@@ -228,15 +233,7 @@ entrypoints:
 
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory):
-    root = tmp_path_factory.mktemp("objects")
-    (root / "pyproject.toml").write_text("")
-    spec = root / "objects.yaml"
-    spec.write_text(OBJECTS)
-    write(compile_spec(spec, out=root / "gen"))
-    module_spec = importlib.util.spec_from_file_location("objects_base", root / "gen" / "objects" / "base.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return spec, module
+    return _compiled(tmp_path_factory.mktemp("objects"), OBJECTS, "objects")
 
 
 def objects_reference(labels: torch.Tensor) -> dict:
@@ -334,27 +331,21 @@ def test_hostile_numbers_compile_to_identifiers_or_one_line_errors(tmp_path_fact
     assert files
 
 
-def _compiled(root, text, name):
-    (root / "pyproject.toml").write_text("")
-    spec = root / f"{name}.yaml"
-    spec.write_text(text)
-    write(compile_spec(spec, out=root / "gen"))
-    module_spec = importlib.util.spec_from_file_location(f"{name}_base", root / "gen" / name / "base.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return spec, module
-
-
 BATCH_FORWARD = OBJECTS.replace("      numbers: {object_index: M, object_image: N}\n",
                                 "      numbers: {object_index: M, object_image: N}\n      forward: batch\n")
 
 
+@pytest.fixture(scope="module")
+def batch_forward(tmp_path_factory):
+    return _compiled(tmp_path_factory.mktemp("batch_forward"), BATCH_FORWARD, "objects")
+
+
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(0, 4), h=st.integers(1, 4), w=st.integers(1, 4), seed=st.integers(0, 99))
-def test_forward_batch_keeps_forward_on_the_batch_and_forward_into_image_by_image(tmp_path_factory, n, h, w, seed):
+def test_forward_batch_keeps_forward_on_the_batch_and_forward_into_image_by_image(batch_forward, n, h, w, seed):
     """`forward: batch`: forward() runs the batch at once (no image loop in its code, eager or TorchScript), while
     forward_into still goes image by image into the held tensors; every result equals the loop reference."""
-    spec, module = _compiled(tmp_path_factory.mktemp("batch_forward"), BATCH_FORWARD, "objects")
+    _, module = batch_forward
     entry = module.ENTRYPOINTS["objects"]()
     source = inspect.getsource(type(entry).forward)
     assert "_image_into" not in source and "self._forward_batch(labels)" in source
@@ -373,16 +364,15 @@ def test_forward_batch_keeps_forward_on_the_batch_and_forward_into_image_by_imag
             assert torch.equal(got[key], want[key]), key
 
 
-def test_forward_batch_is_checked_and_converts_both_ways(tmp_path):
-    bad = BATCH_FORWARD.replace("forward: batch", "forward: sometimes")
+def test_forward_batch_is_checked_and_converts_both_ways(batch_forward, tmp_path):
     (tmp_path / "pyproject.toml").write_text("")
-    spec = tmp_path / "objects.yaml"
-    spec.write_text(bad)
+    bad = tmp_path / "objects.yaml"
+    bad.write_text(BATCH_FORWARD.replace("forward: batch", "forward: sometimes"))
     with pytest.raises(SpecErrors) as info:
-        compile_spec(spec)
+        compile_spec(bad)
     assert any("entrypoint 'objects': per_image: forward is 'images' (the default) or 'batch', got 'sometimes'"
                in str(d) and "\n" not in str(d) for d in info.value.diagnostics), info.value.diagnostics
-    spec.write_text(BATCH_FORWARD)
+    spec, _ = batch_forward
     py, back = tmp_path / "objects.py", tmp_path / "back.yaml"
     list(convert(spec, py))
     list(convert(py, back))
