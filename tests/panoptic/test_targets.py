@@ -48,6 +48,14 @@ def test_targets_small_sigma_and_crowd_ignored(pan):
     check_targets(pan, sigma=1.5, gaussian_radius=2.0, ignore_crowd_in_semantic=True, small_instance_area=3)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pan=H.panoptic_maps(max_n=2, max_side=12), crowd_ignored=st.booleans())
+def test_targets_when_the_ignore_label_is_a_class(pan, crowd_ignored):
+    # class 0 (a background of every map) as the ignore label: its pixels weigh 0 in semantic_weights too,
+    # which then compares the target itself instead of combining the void and crowd maps
+    check_targets(pan, ignore_label=0, ignore_crowd_in_semantic=crowd_ignored)
+
+
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n_inst=st.integers(200, 260), seed=st.integers(0, 2 ** 31))
 def test_targets_many_instances(n_inst, seed):
