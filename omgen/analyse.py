@@ -16,7 +16,7 @@ import libcst as cst
 if TYPE_CHECKING:
     import networkx as nx
 
-from .names import IMPORTED
+from .names import IMPORTED, INTO
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
 from .model import Spec, TermDef
@@ -52,6 +52,11 @@ class AnalysedTerm:
     @property
     def name(self) -> str:
         return self.term.name
+
+    @property
+    def writes_into(self) -> bool:
+        """The winning body takes `into` (a super() below it is called without: one body writes the result)."""
+        return self.definitions[0].definition.writes_into
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -225,7 +230,7 @@ def _analyse_term(term: ResolvedTerm, scope: _Scope, errors: ErrorCollector) -> 
     while True:
         definition = term.chain[index]
         try:
-            names = read_body(definition.code)
+            names = read_body(definition.code, (INTO,) if definition.writes_into else ())
         except SpecErrors as exc:
             errors.extend(exc.diagnostics)
             return ()
@@ -251,7 +256,10 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
     for use in names.free:
         name = use.value
         kind = scope.kind(name)
-        if kind is None:
+        if kind is None and name == INTO:
+            errors.error(names.location(use), f"term '{term.name}' reads '{INTO}' but does not declare it",
+                         f"add `{INTO}: true` to the term (@term({INTO}=True) in a Python spec)")
+        elif kind is None:
             errors.error(names.location(use), f"unknown name '{name}' in term '{term.name}'",
                          did_you_mean(name, scope.known()) or "not a term, input, config value or function")
         elif kind in ("term", "input") and name not in params:
@@ -272,6 +280,9 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
         errors.error(names.location(impurity.node), f"term '{term.name}': {impurity.message}", impurity.hint)
     if not names.returns:
         errors.error(definition.location, f"the body of '{term.name}' never returns a value", "end it with return")
+    if definition.writes_into and (term.type != "Tensor" or definition.parts):
+        errors.error(definition.location, f"term '{term.name}' declares `{INTO}: true` but is {term.type}",
+                     f"only a Tensor term can write its result into a held tensor; drop `{INTO}`")
     if below is not None:
         params += [p for p in below.params if p not in params]
     return DefinitionInfo(definition, method_name(term.name, definition, index), tuple(params), tuple(config),

@@ -26,6 +26,7 @@ from .parts import split_parts
 from .bodies import read_body
 from .errors import Location, SpecErrors
 from .paths import project_root
+from .names import INTO
 from .model import Block, Code, Spec, TermDef
 
 LINE = 110
@@ -225,7 +226,7 @@ def to_python(spec: Spec, includes: Sequence[str] = ()) -> str:
     spec, include = _own_part(spec, includes, python=True)
     class_names = _class_names(spec)
     uses_mixin = any(b.kind == "mixin" for b in spec.blocks)
-    uses_term = any(t.shape is not None or t.math is not None or t.is_new or t.is_probe or t.parts
+    uses_term = any(t.shape is not None or t.math is not None or t.is_new or t.is_probe or t.writes_into or t.parts
                     for b in spec.blocks for t in b.terms)
     markers = [name for name, used in (("mixin", uses_mixin), ("term", uses_term)) if used]
     out: list[str] = []
@@ -339,6 +340,8 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
         decorator.append("new=True")
     if term.is_probe:
         decorator.append("probe=True")
+    if term.writes_into:
+        decorator.append("into=True")
     if term.parts:
         decorator.append(f"outputs={py_literal(_parts_value(term))}")
     if decorator:
@@ -347,7 +350,7 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
     lines.append(f"    def {term.name}(self){returns}:\n")
     if term.doc:
         lines.append(docstring(term.doc, 8))
-    body = method_body(term.code, term.name, terms, values)
+    body = method_body(term.code, term.name, terms, values | ({INTO} if term.writes_into else set()))
     lines.append(textwrap.indent(body, " " * 8, lambda line: bool(line.strip())))
     return "".join(lines)
 
@@ -411,6 +414,8 @@ def to_yaml(spec: Spec, includes: Sequence[str] = ()) -> str:
                     out.append("        new: true\n")
                 if term.is_probe:
                     out.append("        probe: true\n")
+                if term.writes_into:
+                    out.append("        into: true\n")
                 for field in ("type", "shape", "math", "doc"):
                     value = getattr(term, field)
                     if value:

@@ -17,11 +17,13 @@ import jinja2
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import SIZE, ConfigDecl, EntrypointDecl, InputDecl, Spec
 from .literals import comment_lines, comment_text, docstring, pyrepr as _pyrepr
-from .names import IMPORT_BLOCK
+from .names import IMPORT_BLOCK, INTO
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
 
 COMMENT_COLUMN_MAX = 60
+#: The parameter of an `into: true` term's method: None unless a per_image entrypoint holds the image's slice.
+INTO_PARAM = (INTO, "Optional[Tensor] = None")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,8 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         has_size_inputs=any(i.type == SIZE for i in spec.inputs),
         has_per_image=any(e.per_image for e in spec.entrypoints),
         has_numbers=any(e.numbers for e in spec.entrypoints),
+        has_numbers_into=any(e.per_image and graph.by_name[o].writes_into for e in spec.entrypoints
+                             for o, _ in e.numbers if o in graph.by_name),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
@@ -116,6 +120,8 @@ def _function_source(spec: Spec, function) -> str:
 def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -> str:
     types = graph.value_types
     params = tuple((p, types[p]) for p in info.params)
+    if info.definition.writes_into:
+        params += (INTO_PARAM,)
     super_call = None
     if info.super_method:
         below = next(d for d in term.definitions if d.method == info.super_method)
@@ -156,11 +162,14 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     checks = [_input_check(i, graph.om.config) for i in needed_inputs if i.type in ("Tensor", SIZE)]
     terms = [name for name in order if name not in inputs]
     freed_after = _freed_after(graph, terms, entrypoint.outputs)
+    layout = _per_image_layout(graph, entrypoint, needed_inputs) if entrypoint.per_image else {}
+    into = set(layout.get("into", ()))
     steps = []
     for position, name in enumerate(terms):
         term = graph.by_name[name]
         winner = term.term.winner
-        code = f"{name} = self.{name}({', '.join(term.params)})"
+        args = list(term.params) + ([f"{INTO}=_into.get({_pyrepr(name)})"] if name in into else [])
+        code = f"{name} = self.{name}({', '.join(args)})"
         comment = winner.owner + (f", overrides {term.term.chain[1].owner}" if len(term.term.chain) > 1 else "")
         steps.append({"code": code, "comment": comment})
         steps.extend({"code": code, "comment": "last use: freed"}
@@ -170,10 +179,10 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     per_image = {}
     if entrypoint.per_image:
         one = [f"{i.name}[_i : _i + 1]" if i.type == "Tensor" else i.name for i in needed_inputs]
-        per_image = {"batch": tensors[0], "image_args": ", ".join(one),
-                     "batch_args": ", ".join(i.name for i in needed_inputs),
-                     "forward_batch": entrypoint.forward_batch,
-                     **_per_image_layout(graph, entrypoint, needed_inputs)}
+        batch_args = ", ".join(i.name for i in needed_inputs)
+        per_image = {"batch": tensors[0], "image_args": ", ".join(one), "batch_args": batch_args,
+                     "batch_call": batch_args + (", {}" if into else ""),
+                     "forward_batch": entrypoint.forward_batch, **layout}
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
             "per_image": per_image,
             "outputs": entrypoint.outputs, "params": params, "param_names": [i.name for i in needed_inputs],
@@ -193,11 +202,14 @@ def _per_image_layout(graph: TermGraph, entrypoint: EntrypointDecl, needed_input
         if firsts[name] != batch:
             rows.setdefault(firsts[name], name)
     offsets = {size: ("_i" if size == batch else f"_rows_{size}") for _, size in entrypoint.numbers}
-    return {"sliced": [n for n in entrypoint.outputs if firsts[n] == batch],
+    sliced = [n for n in entrypoint.outputs if firsts[n] == batch]
+    return {"sliced": sliced,
+            "into": [n for n in sliced if graph.by_name[n].writes_into],
             "rows": [n for n in entrypoint.outputs if firsts[n] != batch],
             "row_counts": [{"local": offsets[size], "size": size, "output": rows[size]}
                            for size in sorted(set(offsets) - {batch})],
-            "numbers": [{"output": output, "size": size, "offset": offsets[size]}
+            "numbers": [{"output": output, "size": size, "offset": offsets[size],
+                         "into": graph.by_name[output].writes_into and output in sliced}
                         for output, size in entrypoint.numbers]}
 
 

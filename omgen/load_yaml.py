@@ -23,7 +23,7 @@ TOP_KEYS = ("om", "doc", "include", "allow", "config", "inputs", "functions", "b
             "variants", "entrypoints")
 FUNCTION_KEYS = ("args", "returns", "doc", "body", "expr")
 BLOCK_KEYS = ("doc", "bases", "terms")
-TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe", "outputs")
+TERM_KEYS = ("type", "shape", "math", "doc", "expr", "body", "new", "probe", "into", "outputs")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 20x faster, same nodes
 _SCALARS = yaml.SafeLoader("")  # constructs one scalar node's value (int, float, bool, null, str)
 
@@ -345,9 +345,11 @@ def _term(file: _File, owner: str, kind: str, name: str, location: Location, raw
     if "new" in fields and kind != "mixin":
         file.errors.error(fields["new"].location, "'new' is only for mixin terms (a block term is always new)")
     is_probe = rules.flag(fields.get("probe"), f"term '{name}': 'probe'")
+    writes_into = rules.flag(fields.get("into"), f"term '{name}': 'into'")
     parts = rules.parts(name, fields["outputs"]) if "outputs" in fields else ()
     if code is None:
         return None
     return TermDef(name, owner, code, type_name, rules.shape(fields.get("shape"), f"shape of term '{name}'"),
                    rules.string(fields["math"], "math") if "math" in fields else None,
-                   rules.string(fields.get("doc"), "doc"), is_new, location, is_probe=is_probe, parts=parts)
+                   rules.string(fields.get("doc"), "doc"), is_new, location, is_probe=is_probe, parts=parts,
+                   writes_into=writes_into)

@@ -38,9 +38,10 @@ def no_cache(function: Any = None) -> Any:
 
 
 def term(*, shape: Any = None, math: str | None = None, new: bool = False, probe: bool = False,
-         outputs: Any = ()) -> Callable[[T], T]:
+         into: bool = False, outputs: Any = ()) -> Callable[[T], T]:
     """Method decorator: metadata of a term (documented shape, LaTeX math, new term of a mixin, a probe kept for
-    inspection through Session that no entrypoint needs, the named parts of a tuple it returns).
+    inspection through Session that no entrypoint needs, a body that reads ``self.into`` (the held result it may
+    write into; None when run as plain classes), the named parts of a tuple it returns).
 
     ``outputs`` marks the function (``__omgen_outputs__``) so that OutputMath gives a spec run as Python classes
     a method per part."""

@@ -127,6 +127,10 @@ class TermDef:
     is_probe: bool = False  # kept for inspection through Session: no warning when no entrypoint needs it
     parts: tuple[TermPart, ...] = ()  # the named parts of a tuple-valued term (each becomes a term, omgen/parts.py)
     part_of: str | None = None  # set on the term omgen/parts.py makes for a part: the tuple-valued term
+    # `into: true`: the body reads `into` (Optional[Tensor]), the tensor a per_image entrypoint holds for this
+    # output's slice of the image (forward_into's result, or the batch's made at image 0), or None; a body that
+    # writes its result there and returns it spares the copy into the batch's results
+    writes_into: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..bodies import read_body
 from ..errors import Location, SpecErrors, did_you_mean
 from ..load_yaml import Library, load_library
 from ..model import Block, Code, FunctionDecl, InputDecl, Spec, TermDef
-from ..names import MODULE_MEMBERS, RESERVED
+from ..names import INTO, MODULE_MEMBERS, RESERVED
 from ..paths import display_path
 from ..sections import LIST, NAME, Raw
 from ..types import tuple_items
@@ -224,7 +224,8 @@ class Builder:
                 special = f"{method_name}({', '.join(map(repr, values))})" if method.params else None
                 definitions.append(TermDef(name, method.cls.name, code, method.returns, method.shape, method.math,
                                            method.doc, method.is_new, method.location, special,
-                                           is_probe=method.is_probe, parts=method.parts))
+                                           is_probe=method.is_probe, parts=method.parts,
+                                           writes_into=method.writes_into))
             self.term_defs[key] = definitions
         for info in r.classes:  # every helper, called or not (errors, and emitted as functions)
             for method in info.methods:
@@ -320,7 +321,7 @@ class Builder:
             if name in seen:
                 errors.error(method.location, f"method '{name}' has the name of a {seen_kind(items, name)}",
                              f"see {seen[name]}")
-            if not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED):
+            if not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED or name == INTO):
                 errors.error(method.location, f"term '{name}' would hide the generated module's member '{name}'",
                              "choose another name")
 

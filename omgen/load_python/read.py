@@ -49,6 +49,7 @@ class Method:
     math: str | None = None
     is_new: bool = False
     is_probe: bool = False
+    writes_into: bool = False  # @term(into=True): the body reads `into` (omgen.model.TermDef.writes_into)
     parts: tuple = ()  # TermPart, from @term(outputs=...)
     text: str = ""  # the body (docstring removed), dedented
     text_map: tuple[tuple[int, int], ...] = ()  # (file line, column shift) of each line of `text`
@@ -337,7 +338,7 @@ class ModuleReader:
             return None
         is_helper = name.startswith("_")
         shape = math = None
-        is_new = is_probe = False
+        is_new = is_probe = writes_into = False
         parts: tuple = ()
         for decorator in node.decorator_list:
             found, call = decorator_name(decorator)
@@ -368,9 +369,15 @@ class ModuleReader:
                         if value is not NOT_A_LITERAL and not isinstance(value, bool):
                             self.errors.error(file.loc(value_node), f"probe= is True or False, got {value!r}")
                         is_probe = value is True
+                    elif key == "into":
+                        value = file.literal(value_node, "into")
+                        if value is not NOT_A_LITERAL and not isinstance(value, bool):
+                            self.errors.error(file.loc(value_node), f"into= is True or False, got {value!r}")
+                        writes_into = value is True
                     else:
-                        self.errors.error(file.loc(keyword_), "@term takes shape=, math=, new=, probe= and outputs=",
-                                          did_you_mean(key or "", ("shape", "math", "new", "probe", "outputs")))
+                        self.errors.error(file.loc(keyword_), "@term takes shape=, math=, new=, probe=, into= and "
+                                          "outputs=", did_you_mean(key or "", ("shape", "math", "new", "probe",
+                                                                               "into", "outputs")))
             else:
                 hint = "a term is a plain method: self.x() calls it" if found == "property" else \
                     "method decorators are @term(...) and @no_cache"
@@ -383,7 +390,7 @@ class ModuleReader:
         if params is None or text is None:
             return None
         return Method(info, name, node, file.name_loc(node), params, returns, doc, is_helper, shape, math, is_new,
-                      is_probe, parts, text, text_map)
+                      is_probe, writes_into, parts, text, text_map)
 
 
 # ----------------------------------------------------------------------------- static evaluation

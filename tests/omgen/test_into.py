@@ -1,0 +1,204 @@
+"""`into: true` terms: a per_image entrypoint hands each image's slice of the results it holds to the term, which
+writes its result there (no copy into the batch's results, no fresh memory under forward_into)."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from omgen.compile import compile_spec, load, write
+from omgen.convert import convert
+from omgen.errors import SpecErrors
+
+LIBRARY = Path(__file__).resolve().parents[2] / "specs" / "common"
+SPEC = """\
+om: held
+include: [common/results.yaml]
+inputs:
+  labels: {shape: [N, 1, H, W], dtype: int, role: truth}
+blocks:
+  Objects:
+    terms:
+      lit:
+        shape: [M]
+        expr: torch.nonzero(labels.reshape(-1) > 0).view(-1)
+      object_image:
+        shape: [M]
+        expr: torch.div(lit, labels.shape[2] * labels.shape[3], rounding_mode="floor")
+      object_index:
+        shape: [N, 1, H, W]
+        doc: The object at each pixel (0..M-1 over the batch), -1 where none.
+        into: true
+        body: |
+          index = held_or_empty(into, list(labels.shape), torch.long, labels.device).fill_(-1)
+          index.view(-1)[lit] = torch.arange(lit.shape[0], device=labels.device)
+          return index
+      doubled:
+        shape: [N, 1, H, W]
+        into: true
+        expr: torch.mul(labels, 2, out=held_or_empty(into, list(labels.shape), labels.dtype, labels.device))
+      positive:
+        shape: [N, 1, H, W]
+        expr: labels > 0
+compose: [Objects]
+entrypoints:
+  objects:
+    outputs: [object_index, doubled, positive, object_image]
+    per_image:
+      numbers: {object_index: M, object_image: N}
+"""
+
+
+def _write_spec(root, text):
+    (root / "pyproject.toml").write_text("")
+    (root / "common").mkdir(exist_ok=True)
+    shutil.copy(LIBRARY / "results.yaml", root / "common" / "results.yaml")
+    spec = root / "held.yaml"
+    spec.write_text(text)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    root = tmp_path_factory.mktemp("held")
+    spec = _write_spec(root, SPEC)
+    write(compile_spec(spec, out=root / "gen"))
+    module_spec = importlib.util.spec_from_file_location("held_base", root / "gen" / "held" / "base.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return spec, module
+
+
+def reference(labels: torch.Tensor) -> dict:
+    """Pixel by pixel in raster order over the batch, one counter."""
+    n, _, h, w = labels.shape
+    index = torch.full((n, 1, h, w), -1, dtype=torch.long)
+    images = []
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                if labels[b, 0, y, x] > 0:
+                    index[b, 0, y, x] = len(images)
+                    images.append(b)
+    return {"object_index": index, "doubled": labels * 2, "positive": labels > 0,
+            "object_image": torch.tensor(images, dtype=torch.long)}
+
+
+def _equal(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=4),
+       seed=st.integers(0, 99))
+def test_into_terms_write_their_results_into_the_held_tensors(held, sizes, seed):
+    """forward, forward_into (eager and TorchScript) equal the loop reference, numbers counted on over the batch;
+    while the sizes hold, the results stay in the held tensors' memory."""
+    _, module = held
+    entry = module.ENTRYPOINTS["objects"]()
+    scripted = torch.jit.script(entry)
+    generator = torch.Generator().manual_seed(seed)
+    for program in (entry, scripted):
+        out: dict = {}
+        previous = None
+        for n, h, w in sizes:
+            labels = torch.randint(0, 3, (n, 1, h, w), generator=generator)
+            kept = {k: v.data_ptr() for k, v in out.items() if v.numel() and k != "object_image"}
+            out = program.forward_into(out, labels)
+            want = reference(labels)
+            _equal(out, want)
+            _equal(program(labels), want)
+            if previous == (n, h, w):
+                assert all(out[k].data_ptr() == p for k, p in kept.items())
+            previous = (n, h, w)
+
+
+def test_the_term_returns_the_slice_it_is_handed_and_a_new_tensor_where_that_cannot_take_it(held):
+    """What the generated code relies on to skip the copy: the result is the held slice itself (same storage,
+    offset, sizes), for the terms that declare into; a slice of another dtype, not contiguous, or needing a
+    gradient gets a new tensor, and the results stay right."""
+    _, module = held
+    entry = module.ENTRYPOINTS["objects"]()
+    labels = torch.randint(0, 3, (3, 1, 4, 5), generator=torch.Generator().manual_seed(1))
+    held_out = {k: torch.empty_like(v) for k, v in entry(labels).items()}
+    image = labels[1:2]
+    slots = {k: held_out[k][1:2] for k in ("object_index", "doubled")}
+    got = entry._forward_batch(image, dict(slots))
+    assert got["object_index"].is_set_to(slots["object_index"]) and got["doubled"].is_set_to(slots["doubled"])
+    _equal(got, reference(image))
+    for bad in (torch.empty(1, 1, 4, 5, dtype=torch.int32), torch.empty(1, 1, 5, 4).transpose(2, 3).long(),
+                torch.empty(1, 1, 4, 5, requires_grad=True), torch.empty(1, 1, 4, 4, dtype=torch.long)):
+        got = entry._forward_batch(image, {"doubled": bad, "object_index": bad})
+        assert not got["doubled"].is_set_to(bad) and not got["object_index"].is_set_to(bad)
+        _equal(got, reference(image))
+    mismatched = {"doubled": torch.zeros(3, 1, 4, 5, dtype=torch.int32), "object_index": torch.zeros(2, 1, 4, 5)}
+    _equal(entry.forward_into(mismatched, labels), reference(labels))  # replaced where they do not fit
+    assert mismatched["doubled"].dtype == torch.long and mismatched["object_index"].shape == (3, 1, 4, 5)
+
+
+def test_a_traced_program_gets_no_held_tensor(held):
+    _, module = held
+    entry = module.ENTRYPOINTS["objects"]()
+    labels = torch.randint(0, 3, (2, 1, 3, 4), generator=torch.Generator().manual_seed(2))
+    compiled = torch.compile(entry, fullgraph=True, backend="eager")
+    _equal(compiled(labels), reference(labels))
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("        into: true\n        expr: torch.mul", "        expr: torch.mul",
+     "term 'doubled' reads 'into' but does not declare it"),
+    ("      positive:\n        shape: [N, 1, H, W]\n", "      positive:\n        shape: [N, 1, H, W]\n        into: true\n",
+     None),  # declared and not read: allowed (the term makes its own result)
+    ("        into: true\n        body: |\n          index", "        into: maybe\n        body: |\n          index",
+     "term 'object_index': 'into' is true or false, got 'maybe'"),
+    ("      lit:\n        shape: [M]\n", "      lit:\n        shape: [M]\n        type: \"Tuple[Tensor, Tensor]\"\n"
+     "        into: true\n", "term 'lit' declares `into: true` but is Tuple[Tensor, Tensor]"),
+    ("      positive:\n", "      into:\n        expr: labels\n      positive:\n",
+     "term 'into' shadows what the body of an `into: true` term reads"),
+])
+def test_into_is_checked_at_the_spec_line(tmp_path, old, new, message):
+    assert old in SPEC
+    spec = _write_spec(tmp_path, SPEC.replace(old, new, 1))
+    if message is None:
+        compile_spec(spec)
+        return
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(spec)
+    found = [d for d in info.value.diagnostics if message in str(d)]
+    assert found and all("\n" not in str(d) and d.location.file.endswith("held.yaml") for d in found), \
+        info.value.diagnostics
+
+
+def test_into_converts_both_ways_and_a_python_spec_reads_self_into(held, tmp_path):
+    spec, module = held
+    _write_spec(tmp_path, SPEC)
+    py, back = tmp_path / "held.py", tmp_path / "back.yaml"
+    list(convert(spec, py))
+    text = py.read_text()
+    assert "into=True" in text and "held_or_empty(self.into," in text
+    list(convert(py, back))
+    for path in (spec, py, back):
+        terms = {t.name: t for b in load(path).blocks for t in b.terms}
+        assert terms["object_index"].writes_into and terms["doubled"].writes_into
+        assert not terms["positive"].writes_into
+    write(compile_spec(py, out=tmp_path / "gen"))
+    module_spec = importlib.util.spec_from_file_location("held_py_base", tmp_path / "gen" / "held" / "base.py")
+    from_python = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(from_python)
+    labels = torch.randint(0, 3, (2, 1, 3, 4), generator=torch.Generator().manual_seed(3))
+    entry = from_python.ENTRYPOINTS["objects"]()
+    slot = torch.empty(1, 1, 3, 4, dtype=torch.long)
+    assert entry._forward_batch(labels[:1], {"doubled": slot})["doubled"].is_set_to(slot)
+    _equal(entry.forward_into({}, labels), reference(labels))
+    bad = tmp_path / "bad.py"
+    bad.write_text(text.replace("into=True", "into=False", 1))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(bad)
+    assert any("self.into is read only by a term declared @term(into=True)" in str(d) for d in
+               info.value.diagnostics), info.value.diagnostics
