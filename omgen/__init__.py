@@ -15,10 +15,12 @@ class OutputMath:
 
     Where a spec *is* run as plain Python classes (ModulOM style, in tests), a term declared with
     ``@term(outputs=[...])`` gets one method per part, ``self.part()`` = ``self.whole()[i]``, as the compiler
-    makes one term per part. ``self.into`` (read by ``@term(into=True)`` bodies) is None: no held result.
+    makes one term per part. ``self.into`` (read by ``@term(into=True)`` bodies) is None: no held result; and
+    ``self.number_from`` is 0: a batch numbers its rows from 0.
     """
 
     into = None
+    number_from = 0
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

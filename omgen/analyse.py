@@ -16,7 +16,7 @@ import libcst as cst
 if TYPE_CHECKING:
     import networkx as nx
 
-from .names import IMPORTED, INTO
+from .names import IMPORTED, INTO, NUMBER_FROM
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
 from .model import Spec, TermDef
@@ -42,6 +42,7 @@ class DefinitionInfo:
     config: tuple[str, ...]
     functions: tuple[str, ...]
     super_method: str | None  # method reached by super(), if any
+    reads_number_from: bool = False  # an `into: true` body that numbers its own values (omgen/names.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,12 @@ class AnalysedTerm:
     @property
     def name(self) -> str:
         return self.term.name
+
+    @property
+    def numbers_itself(self) -> bool:
+        """The winning body reads `number_from`: a per_image entrypoint that numbers it passes the offset instead
+        of renumbering the result."""
+        return self.definitions[0].reads_number_from
 
     @property
     def writes_into(self) -> bool:
@@ -253,11 +260,14 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
     params: list[str] = []
     config: list[str] = []
     functions: list[str] = []
+    reads_number_from = False
     for use in names.free:
         name = use.value
         kind = scope.kind(name)
-        if kind is None and name == INTO:
-            errors.error(names.location(use), f"term '{term.name}' reads '{INTO}' but does not declare it",
+        if kind is None and name == NUMBER_FROM and definition.writes_into:
+            reads_number_from = True
+        elif kind is None and name in (INTO, NUMBER_FROM):
+            errors.error(names.location(use), f"term '{term.name}' reads '{name}' but does not declare `{INTO}: true`",
                          f"add `{INTO}: true` to the term (@term({INTO}=True) in a Python spec)")
         elif kind is None:
             errors.error(names.location(use), f"unknown name '{name}' in term '{term.name}'",
@@ -286,7 +296,7 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
     if below is not None:
         params += [p for p in below.params if p not in params]
     return DefinitionInfo(definition, method_name(term.name, definition, index), tuple(params), tuple(config),
-                          tuple(functions), below.method if below else None)
+                          tuple(functions), below.method if below else None, reads_number_from)
 
 
 def _report_cycle(terms: list[AnalysedTerm], errors: ErrorCollector) -> None:

@@ -17,13 +17,15 @@ import jinja2
 from .analyse import AnalysedTerm, DefinitionInfo, TermGraph
 from .model import SIZE, ConfigDecl, EntrypointDecl, InputDecl, Spec
 from .literals import comment_lines, comment_text, docstring, pyrepr as _pyrepr
-from .names import IMPORT_BLOCK, INTO
+from .names import IMPORT_BLOCK, INTO, NUMBER_FROM
 from .rewrite import render_def
 from .shapes import emitted_size, is_expression
 
 COMMENT_COLUMN_MAX = 60
 #: The parameter of an `into: true` term's method: None unless a per_image entrypoint holds the image's slice.
 INTO_PARAM = (INTO, "Optional[Tensor] = None")
+#: The parameter of an `into: true` term's method that numbers its own values (0: the batch's numbering).
+NUMBER_FROM_PARAM = (NUMBER_FROM, "int = 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +59,8 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         has_size_inputs=any(i.type == SIZE for i in spec.inputs),
         has_per_image=any(e.per_image for e in spec.entrypoints),
         has_numbers=any(e.numbers for e in spec.entrypoints),
-        has_numbers_into=any(e.per_image and graph.by_name[o].writes_into for e in spec.entrypoints
-                             for o, _ in e.numbers if o in graph.by_name),
+        has_numbers_into=any(e.per_image and graph.by_name[o].writes_into and not graph.by_name[o].numbers_itself
+                             for e in spec.entrypoints for o, _ in e.numbers if o in graph.by_name),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
@@ -122,6 +124,8 @@ def _method_source(graph: TermGraph, term: AnalysedTerm, info: DefinitionInfo) -
     params = tuple((p, types[p]) for p in info.params)
     if info.definition.writes_into:
         params += (INTO_PARAM,)
+    if info.reads_number_from:
+        params += (NUMBER_FROM_PARAM,)
     super_call = None
     if info.super_method:
         below = next(d for d in term.definitions if d.method == info.super_method)
@@ -164,11 +168,13 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     freed_after = _freed_after(graph, terms, entrypoint.outputs)
     layout = _per_image_layout(graph, entrypoint, needed_inputs) if entrypoint.per_image else {}
     into = set(layout.get("into", ()))
+    number_from = {n["output"]: n["param"] for n in layout.get("numbers", ()) if n["itself"]}
     steps = []
     for position, name in enumerate(terms):
         term = graph.by_name[name]
         winner = term.term.winner
         args = list(term.params) + ([f"{INTO}=_into.get({_pyrepr(name)})"] if name in into else [])
+        args += [f"{NUMBER_FROM}={number_from[name]}"] if name in number_from else []
         code = f"{name} = self.{name}({', '.join(args)})"
         comment = winner.owner + (f", overrides {term.term.chain[1].owner}" if len(term.term.chain) > 1 else "")
         steps.append({"code": code, "comment": comment})
@@ -180,8 +186,12 @@ def _entrypoint_view(graph: TermGraph, entrypoint: EntrypointDecl) -> dict:
     if entrypoint.per_image:
         one = [f"{i.name}[_i : _i + 1]" if i.type == "Tensor" else i.name for i in needed_inputs]
         batch_args = ", ".join(i.name for i in needed_inputs)
+        extra = (["_into"] if into else []) + [p["offset"] for p in layout["from_params"]]
         per_image = {"batch": tensors[0], "image_args": ", ".join(one), "batch_args": batch_args,
-                     "batch_call": batch_args + (", {}" if into else ""),
+                     "image_call": ", ".join([batch_args, *extra]),
+                     "batch_call": ", ".join([batch_args] + (["{}"] if into else []) + ["0"] * len(layout["from_params"])),
+                     "extra_params": (["_into: Dict[str, Tensor]"] if into else [])
+                     + [f"{p['name']}: int" for p in layout["from_params"]],
                      "forward_batch": entrypoint.forward_batch, **layout}
     return {"name": entrypoint.name, "class_name": entrypoint.class_name, "doc": entrypoint.doc,
             "per_image": per_image,
@@ -203,13 +213,16 @@ def _per_image_layout(graph: TermGraph, entrypoint: EntrypointDecl, needed_input
             rows.setdefault(firsts[name], name)
     offsets = {size: ("_i" if size == batch else f"_rows_{size}") for _, size in entrypoint.numbers}
     sliced = [n for n in entrypoint.outputs if firsts[n] == batch]
+    itself = {output for output, _ in entrypoint.numbers if graph.by_name[output].numbers_itself}
+    from_sizes = sorted({size for output, size in entrypoint.numbers if output in itself})
     return {"sliced": sliced,
+            "from_params": [{"name": f"_from_{size}", "offset": offsets[size]} for size in from_sizes],
             "into": [n for n in sliced if graph.by_name[n].writes_into],
             "rows": [n for n in entrypoint.outputs if firsts[n] != batch],
             "row_counts": [{"local": offsets[size], "size": size, "output": rows[size]}
                            for size in sorted(set(offsets) - {batch})],
-            "numbers": [{"output": output, "size": size, "offset": offsets[size],
-                         "into": graph.by_name[output].writes_into and output in sliced}
+            "numbers": [{"output": output, "size": size, "offset": offsets[size], "param": f"_from_{size}",
+                         "itself": output in itself, "into": graph.by_name[output].writes_into and output in sliced}
                         for output, size in entrypoint.numbers]}
 
 

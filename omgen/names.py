@@ -44,6 +44,9 @@ MODULE_DEFINITIONS = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "VA
 GENERATED_NAMES = IMPORTED | MODULE_DEFINITIONS
 #: What the body of an `into: true` term reads as the tensor it may write its result into (omgen/model.py).
 INTO = "into"
+#: What an `into: true` term's body may read as the number its image's first row takes where a per_image
+#: entrypoint numbers it (0 on every other path): a term that reads it numbers its own values.
+NUMBER_FROM = "number_from"
 #: Names no spec input, term, config value or function may take (a function argument may be `into`).
 RESERVED = IMPORTED | {"self", "super"}
 

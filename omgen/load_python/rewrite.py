@@ -17,7 +17,7 @@ import libcst.metadata as meta
 from ..bodies import NameVisitor
 from ..errors import Location, did_you_mean
 from ..model import Code
-from ..names import INTO
+from ..names import INTO, NUMBER_FROM
 from .modes import UNKNOWN, literal_args, static_value, typed
 from .read import DYNAMIC_BUILTINS, REQUIRED, Method
 
@@ -162,10 +162,10 @@ class BodyRewriter(cst.CSTTransformer):
         if not (isinstance(original.value, cst.Name) and original.value.value == "self") or original in self.call_funcs:
             return updated
         name = original.attr.value
-        if name == INTO:
+        if name in (INTO, NUMBER_FROM):
             if self.unit.is_term and self.unit.method.writes_into:
-                return cst.Name(INTO)
-            self.error(original, f"self.{INTO} is read only by a term declared @term({INTO}=True)",
+                return cst.Name(name)
+            self.error(original, f"self.{name} is read only by a term declared @term({INTO}=True)",
                        f"add {INTO}=True to the @term of '{self.unit.method.name}'" if self.unit.is_term
                        else "a helper takes what it writes into as an argument")
             return updated

@@ -53,6 +53,11 @@ entrypoints:
 """
 
 
+#: object_index numbering its own values: from number_from, the objects of the images before (no pass afterwards)
+SELF_NUMBERED = SPEC.replace("index.view(-1)[lit] = torch.arange(lit.shape[0], device=labels.device)",
+                             "index.view(-1)[lit] = torch.arange(lit.shape[0], device=labels.device) + number_from")
+
+
 def _write_spec(root, text):
     (root / "pyproject.toml").write_text("")
     (root / "common").mkdir(exist_ok=True)
@@ -62,15 +67,23 @@ def _write_spec(root, text):
     return spec
 
 
-@pytest.fixture(scope="module")
-def held(tmp_path_factory):
-    root = tmp_path_factory.mktemp("held")
-    spec = _write_spec(root, SPEC)
+def _compiled(root, text, name):
+    spec = _write_spec(root, text)
     write(compile_spec(spec, out=root / "gen"))
-    module_spec = importlib.util.spec_from_file_location("held_base", root / "gen" / "held" / "base.py")
+    module_spec = importlib.util.spec_from_file_location(name, root / "gen" / "held" / "base.py")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return spec, module
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    return _compiled(tmp_path_factory.mktemp("held"), SPEC, "held_base")
+
+
+@pytest.fixture(scope="module")
+def self_numbered(tmp_path_factory):
+    return _compiled(tmp_path_factory.mktemp("self_numbered"), SELF_NUMBERED, "held_self_numbered")
 
 
 def reference(labels: torch.Tensor) -> dict:
@@ -96,11 +109,13 @@ def _equal(got: dict, want: dict) -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(sizes=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=4),
-       seed=st.integers(0, 99))
-def test_into_terms_write_their_results_into_the_held_tensors(held, sizes, seed):
-    """forward, forward_into (eager and TorchScript) equal the loop reference, numbers counted on over the batch;
-    while the sizes hold, the results stay in the held tensors' memory."""
-    _, module = held
+       seed=st.integers(0, 99), numbered_by_its_term=st.booleans())
+def test_into_terms_write_their_results_into_the_held_tensors(held, self_numbered, sizes, seed,
+                                                               numbered_by_its_term):
+    """forward, forward_into (eager and TorchScript) equal the loop reference, numbers counted on over the batch
+    (by the entrypoint over the held slice, or by the term from number_from); while the sizes hold, the results
+    stay in the held tensors' memory."""
+    _, module = self_numbered if numbered_by_its_term else held
     entry = module.ENTRYPOINTS["objects"]()
     scripted = torch.jit.script(entry)
     generator = torch.Generator().manual_seed(seed)
@@ -142,6 +157,20 @@ def test_the_term_returns_the_slice_it_is_handed_and_a_new_tensor_where_that_can
     assert mismatched["doubled"].dtype == torch.long and mismatched["object_index"].shape == (3, 1, 4, 5)
 
 
+def test_a_term_that_reads_number_from_is_not_numbered_again(held, self_numbered):
+    """The entrypoint numbers object_index over the held slice unless its term reads number_from; then it passes
+    the rows before the image and leaves the values as they are (a second numbering would count them twice)."""
+    import inspect
+
+    renumbered = inspect.getsource(type(held[1].ENTRYPOINTS["objects"]())._image_into)
+    itself = inspect.getsource(type(self_numbered[1].ENTRYPOINTS["objects"]())._image_into)
+    assert "_numbered_in_place(" in renumbered and "_numbered_in_place(" not in itself
+    assert '_numbered(_image["object_index"]' not in itself and "_forward_batch(labels, _into, _rows_M)" in itself
+    entry = self_numbered[1].ENTRYPOINTS["objects"]()
+    labels = torch.ones(1, 1, 2, 2, dtype=torch.long)
+    assert entry.object_index(labels, entry.lit(labels), number_from=5).flatten().tolist() == [5, 6, 7, 8]
+
+
 def test_a_traced_program_gets_no_held_tensor(held):
     _, module = held
     entry = module.ENTRYPOINTS["objects"]()
@@ -152,7 +181,7 @@ def test_a_traced_program_gets_no_held_tensor(held):
 
 @pytest.mark.parametrize("old, new, message", [
     ("        into: true\n        expr: torch.mul", "        expr: torch.mul",
-     "term 'doubled' reads 'into' but does not declare it"),
+     "term 'doubled' reads 'into' but does not declare `into: true`"),
     ("      positive:\n        shape: [N, 1, H, W]\n", "      positive:\n        shape: [N, 1, H, W]\n        into: true\n",
      None),  # declared and not read: allowed (the term makes its own result)
     ("        into: true\n        body: |\n          index", "        into: maybe\n        body: |\n          index",
@@ -161,6 +190,10 @@ def test_a_traced_program_gets_no_held_tensor(held):
      "        into: true\n", "term 'lit' declares `into: true` but is Tuple[Tensor, Tensor]"),
     ("      positive:\n", "      into:\n        expr: labels\n      positive:\n",
      "term 'into' shadows what the body of an `into: true` term reads"),
+    ("        expr: labels > 0", "        expr: labels > number_from",
+     "term 'positive' reads 'number_from' but does not declare `into: true`"),
+    ("  labels: {", "  number_from: {shape: [N], role: truth}\n  labels: {",
+     "input 'number_from' shadows what the body of an `into: true` term reads"),
 ])
 def test_into_is_checked_at_the_spec_line(tmp_path, old, new, message):
     assert old in SPEC
@@ -175,13 +208,13 @@ def test_into_is_checked_at_the_spec_line(tmp_path, old, new, message):
         info.value.diagnostics
 
 
-def test_into_converts_both_ways_and_a_python_spec_reads_self_into(held, tmp_path):
-    spec, module = held
-    _write_spec(tmp_path, SPEC)
+def test_into_converts_both_ways_and_a_python_spec_reads_self_into(self_numbered, tmp_path):
+    spec, module = self_numbered
+    _write_spec(tmp_path, SELF_NUMBERED)
     py, back = tmp_path / "held.py", tmp_path / "back.yaml"
     list(convert(spec, py))
     text = py.read_text()
-    assert "into=True" in text and "held_or_empty(self.into," in text
+    assert "into=True" in text and "held_or_empty(self.into," in text and "+ self.number_from" in text
     list(convert(py, back))
     for path in (spec, py, back):
         terms = {t.name: t for b in load(path).blocks for t in b.terms}
@@ -194,8 +227,10 @@ def test_into_converts_both_ways_and_a_python_spec_reads_self_into(held, tmp_pat
     labels = torch.randint(0, 3, (2, 1, 3, 4), generator=torch.Generator().manual_seed(3))
     entry = from_python.ENTRYPOINTS["objects"]()
     slot = torch.empty(1, 1, 3, 4, dtype=torch.long)
-    assert entry._forward_batch(labels[:1], {"doubled": slot})["doubled"].is_set_to(slot)
+    assert entry._forward_batch(labels[:1], {"doubled": slot}, 0)["doubled"].is_set_to(slot)
     _equal(entry.forward_into({}, labels), reference(labels))
+    assert entry.object_index(labels[:1], entry.lit(labels[:1]), number_from=3).max() == 3 + int(
+        (labels[:1] > 0).sum()) - 1  # the Python spec's self.number_from is the generated parameter
     bad = tmp_path / "bad.py"
     bad.write_text(text.replace("into=True", "into=False", 1))
     with pytest.raises(SpecErrors) as info:
