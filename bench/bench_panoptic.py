@@ -192,6 +192,11 @@ def main():
     segments = published.segments_of(pan0, ref.CITYSCAPES["thing_ids"])
     theirs, ours = generator(pan0, segments), targets(pan)
     assert np.array_equal(theirs["semantic"], ours["semantic_truth"][0, 0].numpy())
+    assert np.array_equal(theirs["foreground"], ours["thing_mask_truth"][0, 0].numpy())
+    for name in ("center_weights", "offset_weights"):
+        assert np.array_equal(theirs[name].reshape(h, w), ours[name][0, 0].numpy()), name
+    labelled = theirs["semantic"] != 255  # their semantic weight is 1 on void too, ours 0 (the loss ignores it)
+    assert np.array_equal(theirs["semantic_weights"][labelled], ours["semantic_weights"][0, 0].numpy()[labelled])
     assert np.allclose(theirs["offset"], ours["offset_truth"][0].numpy(), atol=1e-4)
     # their window reaches 3 sigma + 1 pixels, ours 3 sigma: on that ring a Gaussian is < exp(-25^2 / 128) < 0.008
     inside = ours["center_truth"][0].numpy() > 0.008
@@ -210,6 +215,10 @@ def main():
     t_tg_i, t_pub = paired(lambda: held.update(script=targets_s.forward_into(held["script"], pan)),
                            lambda: generator(pan0, segments), r)
     row("targets (TorchScript), forward_into (out held)", t_tg_i, "published target generator", t_pub, "goal <= 1/10")
+    before = published.PublishedTargets(thing_ids=ref.CITYSCAPES["thing_ids"], complete=False)
+    t_tg_s, t_pub = paired(lambda: targets_s(pan), lambda: before(pan0, segments), r)
+    row("targets (TorchScript)", t_tg_s, "published generator as re-implemented before 2026-12-08", t_pub,
+        "no foreground map, meshgrid coordinates, no output conversions")
     train = om.Train()
     t_tr, t_amax2 = paired(lambda: train(logits, center, offsets, pan), amax, max(1, r // 2))
     row("train losses (forward)", t_tr, "amax(1)", t_amax2)

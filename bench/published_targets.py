@@ -1,13 +1,17 @@
 """The published Panoptic-DeepLab target generator's algorithm, re-implemented for timing (bench_panoptic.py).
 
 Panoptic-DeepLab's reference code (bowenc0221/panoptic-deeplab, ``PanopticTargetGenerator``; detectron2's
-``PanopticDeepLabTargetGenerator`` is the same) builds the targets of one image in numpy, one segment at a time:
-for each segment of ``segments_info`` a full-image comparison ``panoptic == id`` gives its mask, which writes the
-semantic class, the center and offset weights and (small things) the semantic weight; a thing's pixel list
-(``np.where``) gives its centroid (mean y, mean x), which is rounded to a whole pixel, where a precomputed
-(6 sigma + 3)-pixel Gaussian is max-pasted; its pixels get centroid minus pixel as offsets. This module follows
-that algorithm step by step (written here from its description, not copied; no network access from this
-machine), so that the "targets against the published generator" row is timed in the same run as ours.
+``PanopticDeepLabTargetGenerator`` is the same less the foreground map) builds the targets of one image in numpy,
+one segment at a time: for each segment of ``segments_info`` a full-image comparison ``panoptic == id`` gives its
+mask, which writes the semantic class, the foreground (thing classes), the center and offset weights and (small
+things) the semantic weight; a thing's pixel list (``np.where``) gives its centroid (mean y, mean x), which is
+rounded to a whole pixel, where a precomputed (6 sigma + 3)-pixel Gaussian is max-pasted; its pixels get
+centroid minus pixel (coordinate maps made by cumulative sums) as offsets; the results are returned converted
+(``astype``: semantic and foreground int64, the rest float32). This module follows that algorithm step by step
+(written here from its description, not copied), so that the "targets against the published generator" row is
+timed in the same run as ours; until 2026-12-08 it left out the foreground map, the cumulative-sum coordinates
+and the conversions (docs/benchmarks.md gives the ratio both ways). Not timed, as not ours either: decoding the
+RGB-encoded PNG into ids (``rgb2id``), which the published generator does first.
 Cityscapes settings as published: ignore_stuff_in_offset, small instances under 4096 pixels weigh 3.
 
 Not a reference for values (tests/panoptic/reference.py is): its Gaussian window is 6 sigma + 3 pixels where
@@ -38,7 +42,10 @@ class PublishedTargets:
 
     def __init__(self, ignore_label: int = 255, thing_ids: Sequence[int] = (11, 12, 13, 14, 15, 16, 17, 18),
                  sigma: float = 8.0, ignore_stuff_in_offset: bool = True, small_instance_area: int = 4096,
-                 small_instance_weight: float = 3.0, ignore_crowd_in_semantic: bool = False):
+                 small_instance_weight: float = 3.0, ignore_crowd_in_semantic: bool = False, complete: bool = True):
+        """``complete=False``: the algorithm as this module had it before 2026-12-08 (no foreground map, meshgrid
+        coordinates, results returned as built), for the comparison with earlier runs."""
+        self.complete = complete
         self.ignore_label = ignore_label
         self.thing_ids = set(thing_ids)
         self.ignore_stuff_in_offset = ignore_stuff_in_offset
@@ -53,10 +60,18 @@ class PublishedTargets:
 
     def __call__(self, panoptic: np.ndarray, segments: List[dict]) -> Dict[str, np.ndarray]:
         h, w = panoptic.shape
-        semantic = np.full((h, w), self.ignore_label, np.uint8)
+        complete = self.complete
+        semantic = np.zeros((h, w), np.uint8) + self.ignore_label if complete else \
+            np.full((h, w), self.ignore_label, np.uint8)
+        foreground = np.zeros((h, w), np.uint8) if complete else None
         center = np.zeros((h, w), np.float32)
         offset = np.zeros((2, h, w), np.float32)
-        y_coord, x_coord = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+        if complete:
+            y_coord = np.cumsum(np.ones((h, w), np.float32), axis=0) - 1
+            x_coord = np.cumsum(np.ones((h, w), np.float32), axis=1) - 1
+        else:
+            y_coord, x_coord = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
+                                           indexing="ij")
         semantic_weights = np.ones((h, w), np.uint8)
         center_weights = np.zeros((h, w), np.uint8)
         offset_weights = np.zeros((h, w), np.uint8)
@@ -66,6 +81,8 @@ class PublishedTargets:
             cat = seg["category_id"]
             if not (self.ignore_crowd_in_semantic and seg["iscrowd"]):
                 semantic[panoptic == seg["id"]] = cat
+            if complete and cat in self.thing_ids:
+                foreground[panoptic == seg["id"]] = 1
             if not seg["iscrowd"]:
                 center_weights[panoptic == seg["id"]] = 1
                 if not self.ignore_stuff_in_offset or cat in self.thing_ids:
@@ -92,6 +109,12 @@ class PublishedTargets:
             zeros, ones = np.zeros_like(where[0]), np.ones_like(where[0])
             offset[(zeros, where[0], where[1])] = cy - y_coord[where]
             offset[(ones, where[0], where[1])] = cx - x_coord[where]
-        return {"semantic": semantic.astype(np.int64), "center": center[None], "center_points": points,
-                "offset": offset, "semantic_weights": semantic_weights, "center_weights": center_weights[None],
-                "offset_weights": offset_weights[None]}
+        if not complete:
+            return {"semantic": semantic.astype(np.int64), "center": center[None], "center_points": points,
+                    "offset": offset, "semantic_weights": semantic_weights, "center_weights": center_weights[None],
+                    "offset_weights": offset_weights[None]}
+        return {"semantic": semantic.astype(np.int64), "foreground": foreground.astype(np.int64),
+                "center": center[None].astype(np.float32), "center_points": points,
+                "offset": offset.astype(np.float32), "semantic_weights": semantic_weights.astype(np.float32),
+                "center_weights": center_weights[None].astype(np.float32),
+                "offset_weights": offset_weights[None].astype(np.float32)}
