@@ -237,3 +237,43 @@ def test_into_converts_both_ways_and_a_python_spec_reads_self_into(self_numbered
         compile_spec(bad)
     assert any("self.into is read only by a term declared @term(into=True)" in str(d) for d in
                info.value.diagnostics), info.value.diagnostics
+
+
+@settings(max_examples=30, deadline=None)
+@given(value=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                       st.lists(st.booleans(), max_size=2), st.dictionaries(st.text(max_size=3), st.booleans(),
+                                                                            max_size=1)))
+def test_any_value_of_into_compiles_as_a_flag_or_is_one_line_error(tmp_path_factory, value):
+    """`into:` takes true or false; any other YAML value is one one-line error at the spec, nothing written."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("hostile_into")
+    data = yaml.safe_load(SPEC)
+    data["blocks"]["Objects"]["terms"]["positive"]["into"] = value
+    try:
+        text = yaml.safe_dump(data, allow_unicode=True)
+    except UnicodeEncodeError:
+        return
+    spec = _write_spec(root, text)
+    try:
+        compile_spec(spec, out=root / "gen")
+    except SpecErrors as exc:
+        assert not isinstance(value, bool)
+        assert all("\n" not in str(d) for d in exc.diagnostics)
+        assert any("term 'positive': 'into' is true or false" in str(d) for d in exc.diagnostics), exc.diagnostics
+        assert not (root / "gen").exists()
+        return
+    assert isinstance(value, bool)
+
+
+def test_a_python_spec_s_into_is_a_literal_flag(held, tmp_path):
+    spec, _ = held
+    _write_spec(tmp_path, SPEC)
+    py = tmp_path / "held.py"
+    list(convert(spec, py))
+    bad = tmp_path / "bad.py"
+    bad.write_text(py.read_text().replace("into=True", "into='yes'", 1))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(bad)
+    assert any("into= is True or False, got 'yes'" in str(d) and "\n" not in str(d) for d in info.value.diagnostics), \
+        info.value.diagnostics
