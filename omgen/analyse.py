@@ -359,6 +359,13 @@ def _check_per_image(graph: TermGraph, entrypoint, errors: ErrorCollector) -> No
                          f"concatenated); '{output}' has shape {shape}", f"declare its shape as [{batch}, ...]")
         elif first is not None and first != batch:
             rows.add(first)
+    numbered = {output for output, _ in entrypoint.numbers}
+    for output in entrypoint.outputs:
+        term = graph.by_name.get(output)
+        if term is not None and term.numbers_itself and output not in numbered:
+            errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': '{output}' reads '{NUMBER_FROM}', but "
+                         "per_image does not number it (image by image it would count from 0 in every image)",
+                         f"add it to per_image numbers, e.g. numbers: {{{output}: M}}")
     for output, size in entrypoint.numbers:
         if output not in entrypoint.outputs:
             errors.error(entrypoint.location, f"entrypoint '{entrypoint.name}': per_image numbers '{output}', "

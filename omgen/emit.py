@@ -52,6 +52,8 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
     spec = graph.spec
     configs = [_config_view(c, graph.om.config[c.name]) for c in spec.config]
     header = _header(graph, overrides_text)
+    entrypoints = [_entrypoint_view(graph, e) for e in spec.entrypoints]
+    numbers = [n for e in entrypoints if e["per_image"] for n in e["per_image"]["numbers"]]
     return _template().render(
         header=header,
         import_block=IMPORT_BLOCK,
@@ -59,13 +61,13 @@ def emit_module(graph: TermGraph, overrides_text: str = "") -> str:
         has_size_inputs=any(i.type == SIZE for i in spec.inputs),
         has_per_image=any(e.per_image for e in spec.entrypoints),
         has_numbers=any(e.numbers for e in spec.entrypoints),
-        has_numbers_into=any(e.per_image and graph.by_name[o].writes_into and not graph.by_name[o].numbers_itself
-                             for e in spec.entrypoints for o, _ in e.numbers if o in graph.by_name),
+        has_numbers_into=any(n["into"] and not n["itself"] for n in numbers),
+        has_into=any(e["per_image"] and e["per_image"]["into"] for e in entrypoints),
         terms=[_term_source_view(t) for t in graph.terms],
         functions=[_function_source(spec, spec.functions_by_name[f]) for f in graph.used_functions],
         configs=configs,
         methods=[_method_source(graph, term, info) for term in graph.terms for info in term.definitions],
-        entrypoints=[_entrypoint_view(graph, e) for e in spec.entrypoints],
+        entrypoints=entrypoints,
         session=_session_view(graph),
     )
 
@@ -213,16 +215,22 @@ def _per_image_layout(graph: TermGraph, entrypoint: EntrypointDecl, needed_input
             rows.setdefault(firsts[name], name)
     offsets = {size: ("_i" if size == batch else f"_rows_{size}") for _, size in entrypoint.numbers}
     sliced = [n for n in entrypoint.outputs if firsts[n] == batch]
-    itself = {output for output, _ in entrypoint.numbers if graph.by_name[output].numbers_itself}
+    # a numbered output that other terms of the entrypoint read keeps the image's own numbers while they run and
+    # is not renumbered in place under them (a view of it would be numbered twice): made and numbered by a copy
+    read = {p for name in graph.needed_for(entrypoint.outputs) if name in graph.by_name
+            for p in graph.by_name[name].params}
+    numbered = {output for output, _ in entrypoint.numbers}
+    held = [n for n in sliced if graph.by_name[n].writes_into and not (n in numbered and n in read)]
+    itself = {output for output in numbered if graph.by_name[output].numbers_itself and output not in read}
     from_sizes = sorted({size for output, size in entrypoint.numbers if output in itself})
     return {"sliced": sliced,
             "from_params": [{"name": f"_from_{size}", "offset": offsets[size]} for size in from_sizes],
-            "into": [n for n in sliced if graph.by_name[n].writes_into],
+            "into": held,
             "rows": [n for n in entrypoint.outputs if firsts[n] != batch],
             "row_counts": [{"local": offsets[size], "size": size, "output": rows[size]}
                            for size in sorted(set(offsets) - {batch})],
             "numbers": [{"output": output, "size": size, "offset": offsets[size], "param": f"_from_{size}",
-                         "itself": output in itself, "into": graph.by_name[output].writes_into and output in sliced}
+                         "itself": output in itself, "into": output in held}
                         for output, size in entrypoint.numbers]}
 
 

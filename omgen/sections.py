@@ -215,8 +215,8 @@ class Sections:
             self.errors.error(location, f"{what} '{name}' shadows the global '{name}' that bodies use")
             return False
         if name in (INTO, NUMBER_FROM) and what != "argument":
-            self.errors.error(location, f"{what} '{name}' shadows what the body of an `{INTO}: true` term reads "
-                              "(the result it may write into)", "choose another name")
+            self.errors.error(location, f"{what} '{name}' shadows '{name}', which the body of an `{INTO}: true` "
+                              "term reads", "choose another name")
             return False
         if what in ("term", "config value") and (name in MODULE_MEMBERS or name.startswith("_")):
             self.errors.error(location, f"{what} '{name}' would hide the generated module's member '{name}'",

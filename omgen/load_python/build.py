@@ -321,7 +321,10 @@ class Builder:
             if name in seen:
                 errors.error(method.location, f"method '{name}' has the name of a {seen_kind(items, name)}",
                              f"see {seen[name]}")
-            if not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED or name in (INTO, NUMBER_FROM)):
+            if not method.is_helper and name in (INTO, NUMBER_FROM):
+                errors.error(method.location, f"term '{name}' shadows '{name}', which the body of an "
+                             f"`{INTO}: true` term reads", "choose another name")
+            elif not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED):
                 errors.error(method.location, f"term '{name}' would hide the generated module's member '{name}'",
                              "choose another name")
 

@@ -151,7 +151,10 @@ class BodyRewriter(cst.CSTTransformer):
             return cst.parse_expression(repr(bindings[name]))
         if name not in self.stores and name not in self.unit.method.params_names:
             kind = self.b.value_kind(name)
-            if kind is not None and kind != "function":
+            if name in (INTO, NUMBER_FROM):
+                self.error(original, f"bare name '{name}': a Python spec reads it as self.{name}",
+                           f"write self.{name} (in a @term({INTO}=True) method)")
+            elif kind is not None and kind != "function":
                 self.error(original, f"bare name '{name}' is a {kind} of the spec",
                            f"write self.{name}()" if kind == "term" else f"write self.{name}")
         return updated
@@ -433,8 +436,8 @@ def _parsed(builder: "Builder", method: Method):
             builder.errors.error(Location(builder.file.display, line, col + 1), f"syntax error in body: {exc.message}")
             builder.parse_cache[key] = None
             return None
-        interesting = {"self", "super", *method.params_names, *builder.config, *builder.inputs, *builder.functions,
-                       *(name for name, d in builder.definitions.items() if not d[0].is_helper)}
+        interesting = {"self", "super", INTO, NUMBER_FROM, *method.params_names, *builder.config, *builder.inputs,
+                       *builder.functions, *(name for name, d in builder.definitions.items() if not d[0].is_helper)}
         names = _Scan(interesting)
         module.visit(names)  # the wrapper def is on the path too (its name is a harmless store)
         builder.parse_cache[key] = (module, tuple(names.stores), set(names.loads), names.path)

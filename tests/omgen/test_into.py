@@ -171,12 +171,46 @@ def test_a_term_that_reads_number_from_is_not_numbered_again(held, self_numbered
     assert entry.object_index(labels, entry.lit(labels), number_from=5).flatten().tolist() == [5, 6, 7, 8]
 
 
-def test_a_traced_program_gets_no_held_tensor(held):
+def test_a_traced_program_gets_no_held_tensor_and_forward_into_traces(held):
     _, module = held
     entry = module.ENTRYPOINTS["objects"]()
     labels = torch.randint(0, 3, (2, 1, 3, 4), generator=torch.Generator().manual_seed(2))
     compiled = torch.compile(entry, fullgraph=True, backend="eager")
     _equal(compiled(labels), reference(labels))
+    into = torch.compile(entry.forward_into, fullgraph=True, backend="eager")
+    _equal(into({k: v.clone() for k, v in entry(labels).items()}, labels), reference(labels))
+
+
+ALIASED = SPEC.replace("""      positive:
+        shape: [N, 1, H, W]
+        expr: labels > 0""", """      positive:
+        shape: [N, 1, H, W]
+        expr: labels > 0
+      object_flat:
+        shape: [N, HW]
+        doc: A view of object_index, numbered too.
+        expr: object_index.view(object_index.shape[0], -1)""").replace(
+    "outputs: [object_index, doubled, positive, object_image]",
+    "outputs: [object_index, doubled, positive, object_image, object_flat]").replace(
+    "numbers: {object_index: M, object_image: N}", "numbers: {object_index: M, object_image: N, object_flat: M}")
+
+
+@pytest.mark.parametrize("text", [ALIASED, ALIASED.replace("index.view(-1)[lit] = torch.arange(lit.shape[0], "
+                                                           "device=labels.device)", "index.view(-1)[lit] = "
+                                                           "torch.arange(lit.shape[0], device=labels.device) + "
+                                                           "number_from")])
+def test_a_numbered_output_that_other_terms_read_is_numbered_once(tmp_path, text):
+    """object_flat views object_index and both are numbered: object_index then gets neither its held slice nor
+    number_from (numbered by a copy, as without into), so each is numbered once, eager and TorchScript."""
+    _, module = _compiled(tmp_path, text, f"held_aliased_{'self' if 'number_from' in text else 'plain'}")
+    entry = module.ENTRYPOINTS["objects"]()
+    labels = torch.ones(3, 1, 2, 2, dtype=torch.long)
+    want = entry._forward_batch(labels, {})  # the batch at once: numbered over the batch by construction
+    assert want["object_flat"].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    for program in (entry, torch.jit.script(entry)):
+        held = program.forward_into({}, labels)
+        for got in (program(labels), dict(held), program.forward_into(held, labels)):
+            _equal(got, want)
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -189,18 +223,33 @@ def test_a_traced_program_gets_no_held_tensor(held):
     ("      lit:\n        shape: [M]\n", "      lit:\n        shape: [M]\n        type: \"Tuple[Tensor, Tensor]\"\n"
      "        into: true\n", "term 'lit' declares `into: true` but is Tuple[Tensor, Tensor]"),
     ("      positive:\n", "      into:\n        expr: labels\n      positive:\n",
-     "term 'into' shadows what the body of an `into: true` term reads"),
+     "term 'into' shadows 'into', which the body of an `into: true` term reads"),
     ("        expr: labels > 0", "        expr: labels > number_from",
      "term 'positive' reads 'number_from' but does not declare `into: true`"),
     ("  labels: {", "  number_from: {shape: [N], role: truth}\n  labels: {",
-     "input 'number_from' shadows what the body of an `into: true` term reads"),
+     "input 'number_from' shadows 'number_from', which the body of an `into: true` term reads"),
+    ("device=labels.device)\n          return index", "device=labels.device) + number_from\n          return index",
+     None),  # numbered by the entrypoint: fine
+    ("      numbers: {object_index: M, object_image: N}", "      numbers: {object_image: N}",
+     None),  # object_index no longer numbered, and it does not read number_from: fine
 ])
 def test_into_is_checked_at_the_spec_line(tmp_path, old, new, message):
     assert old in SPEC
-    spec = _write_spec(tmp_path, SPEC.replace(old, new, 1))
     if message is None:
+        spec = _write_spec(tmp_path, SPEC.replace(old, new, 1))
         compile_spec(spec)
         return
+    _check_error(tmp_path, SPEC.replace(old, new, 1), message)
+
+
+def test_a_term_that_numbers_itself_must_be_numbered(tmp_path):
+    _check_error(tmp_path, SELF_NUMBERED.replace("      numbers: {object_index: M, object_image: N}",
+                                                 "      numbers: {object_image: N}"),
+                 "entrypoint 'objects': 'object_index' reads 'number_from', but per_image does not number it")
+
+
+def _check_error(tmp_path, text, message):
+    spec = _write_spec(tmp_path, text)
     with pytest.raises(SpecErrors) as info:
         compile_spec(spec)
     found = [d for d in info.value.diagnostics if message in str(d)]
@@ -237,6 +286,12 @@ def test_into_converts_both_ways_and_a_python_spec_reads_self_into(self_numbered
         compile_spec(bad)
     assert any("self.into is read only by a term declared @term(into=True)" in str(d) for d in
                info.value.diagnostics), info.value.diagnostics
+    bare = tmp_path / "bare.py"  # the Python frontend reads it through self, as any value of the spec
+    bare.write_text(text.replace("held_or_empty(self.into,", "held_or_empty(into,", 1))
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(bare)
+    assert any("bare name 'into': a Python spec reads it as self.into" in str(d) and "\n" not in str(d)
+               for d in info.value.diagnostics), info.value.diagnostics
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,4 +1,5 @@
-"""Every entrypoint of every variant scripts (same outputs as eager); infer and targets export."""
+"""Every entrypoint of every variant scripts (same outputs as eager), and forward_into (eager and scripted, into a
+new dict and into the results it returned) equals forward; infer and targets export."""
 import inspect
 
 import pytest
@@ -42,6 +43,15 @@ def test_every_entrypoint_scripts_and_matches_eager(variant):
         assert set(got) == set(want)
         for key in want:
             assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), (variant, name, key)
+        if not hasattr(eager, "forward_into"):
+            continue
+        for program in (eager, scripted):  # the held results written image by image, numbered over the batch
+            held = program.forward_into({}, *[inputs[n] for n in names])
+            for got in (dict(held), program.forward_into(held, *[inputs[n] for n in names])):
+                assert set(got) == set(want)
+                for key in want:
+                    assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), \
+                        (variant, name, key, "forward_into")
     torch.jit.script(mod.Session())
 
 
