@@ -234,3 +234,27 @@ def test_deployable_entrypoints_trace_without_a_graph_break(om, variant, entrypo
             torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{entrypoint}: {key}")
         else:
             assert torch.equal(expected[key], got[key]), f"{variant}.{entrypoint}: {key} differs when compiled"
+
+
+@pytest.mark.parametrize("spec_path", SPECS, ids=[str(p) for p in SPECS])
+def test_an_empty_batch_gives_empty_results(spec_path):
+    """Every entrypoint of every variant on a batch of no images: per-image results with no images, no rows, finite
+    losses (no reshape to -1 of an empty tensor, no max of nothing, no concatenation of no parts)."""
+    import inspect
+
+    result = compile_spec(spec_path)
+    for graph in result.graphs:
+        module = importlib.import_module(f"generated.{graph.spec.om}.{graph.om.variant.module_name}")
+        inputs = random_inputs(module, seed=2)
+        empty = {name: value[:0] if isinstance(value, torch.Tensor) and str(graph.spec.inputs_by_name[name].shape[0])
+                 == "N" else value for name, value in inputs.items()}
+        for entrypoint in graph.spec.entrypoints:
+            eager = module.ENTRYPOINTS[entrypoint.name]()
+            got = eager(*[empty[p] for p in inspect.signature(eager.forward).parameters])
+            for key, value in got.items():
+                shape = graph.by_name[key].term.shape
+                where = f"{graph.om.variant.name}.{entrypoint.name}: {key}"
+                if shape is not None and len(shape) > 0 and shape[0] == "N":
+                    assert value.shape[0] == 0, (where, value.shape)
+                elif shape is not None and len(shape) == 0:
+                    assert bool(torch.isfinite(value)), (where, value)

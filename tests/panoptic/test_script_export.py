@@ -1,5 +1,6 @@
 """Every entrypoint of every variant scripts (same outputs as eager), and forward_into (eager and scripted, into a
-new dict and into the results it returned) equals forward; infer and targets export."""
+new dict and into the results it returned) equals forward; an empty batch gives empty results (zero losses);
+infer and targets export."""
 import inspect
 
 import pytest
@@ -43,6 +44,14 @@ def test_every_entrypoint_scripts_and_matches_eager(variant):
         assert set(got) == set(want)
         for key in want:
             assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), (variant, name, key)
+        empty = {k: v[:0] for k, v in inputs.items()}  # a batch of no images
+        for program in (eager, scripted):
+            got = program(*[empty[n] for n in names])
+            for key, value in got.items():
+                if key.endswith("loss"):
+                    assert float(value) == 0.0, (variant, name, key)
+                else:  # per-image results and rows (instances): none (oracle slots: at least 1 per image)
+                    assert value.dim() == want[key].dim() and value.shape[0] == 0, (variant, name, key, value.shape)
         if not hasattr(eager, "forward_into"):
             continue
         for program in (eager, scripted):  # the held results written image by image, numbered over the batch
