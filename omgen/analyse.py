@@ -16,7 +16,7 @@ import libcst as cst
 if TYPE_CHECKING:
     import networkx as nx
 
-from .names import IMPORTED, INTO, NUMBER_FROM
+from .names import IMPORTED, INTO, INTO_NAMES, NUMBER_FROM
 from .bodies import BodyNames, read_body
 from .errors import Diagnostic, ErrorCollector, SpecErrors, did_you_mean
 from .model import Spec, TermDef
@@ -266,7 +266,7 @@ def _definition_info(term: ResolvedTerm, index: int, definition: TermDef, names:
         kind = scope.kind(name)
         if kind is None and name == NUMBER_FROM and definition.writes_into:
             reads_number_from = True
-        elif kind is None and name in (INTO, NUMBER_FROM):
+        elif kind is None and name in INTO_NAMES:
             errors.error(names.location(use), f"term '{term.name}' reads '{name}' but does not declare `{INTO}: true`",
                          f"add `{INTO}: true` to the term (@term({INTO}=True) in a Python spec)")
         elif kind is None:

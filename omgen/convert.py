@@ -26,7 +26,7 @@ from .parts import split_parts
 from .bodies import read_body
 from .errors import Location, SpecErrors
 from .paths import project_root
-from .names import INTO, NUMBER_FROM
+from .names import INTO_NAMES
 from .model import Block, Code, Spec, TermDef
 
 LINE = 110
@@ -350,7 +350,7 @@ def _method(term: TermDef, terms: set[str], values: set[str]) -> str:
     lines.append(f"    def {term.name}(self){returns}:\n")
     if term.doc:
         lines.append(docstring(term.doc, 8))
-    body = method_body(term.code, term.name, terms, values | ({INTO, NUMBER_FROM} if term.writes_into else set()))
+    body = method_body(term.code, term.name, terms, values | (set(INTO_NAMES) if term.writes_into else set()))
     lines.append(textwrap.indent(body, " " * 8, lambda line: bool(line.strip())))
     return "".join(lines)
 

@@ -40,13 +40,16 @@ IMPORTED = frozenset(bound for _, bound in IMPORTS)
 #: Module-level definitions of the generated module (besides the entrypoint classes and spec functions).
 MODULE_DEFINITIONS = frozenset({"Terms", "Session", "ENTRYPOINTS", "CONFIG", "VARIANT_CONFIG", "INPUTS", "OUTPUTS",
                                 "SOURCES", "OM", "VARIANT", "MIXINS", "_check_input", "_check_sizes", "_size_problem",
-                                "_one_image_at_a_time", "_fits", "_written", "_numbered", "_numbered_in_place", "_shape_error", "_input", "_dtype_name"})
+                                "_one_image_at_a_time", "_fits", "_written", "_numbered", "_numbered_in_place",
+                                "_shape_error", "_input", "_dtype_name"})
 GENERATED_NAMES = IMPORTED | MODULE_DEFINITIONS
 #: What the body of an `into: true` term reads as the tensor it may write its result into (omgen/model.py).
 INTO = "into"
 #: What an `into: true` term's body may read as the number its image's first row takes where a per_image
 #: entrypoint numbers it (0 on every other path): a term that reads it numbers its own values.
 NUMBER_FROM = "number_from"
+#: Both: what only an `into: true` body reads, and no spec name may take.
+INTO_NAMES = (INTO, NUMBER_FROM)
 #: Names no spec input, term, config value or function may take (a function argument may be `into`).
 RESERVED = IMPORTED | {"self", "super"}
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .errors import ErrorCollector, Location, did_you_mean
 from .model import SIZE, Allowance, ConfigDecl, EntrypointDecl, InputDecl, TermPart, VariantDecl
-from .names import INTO, MODULE_MEMBERS, NUMBER_FROM, RESERVED
+from .names import INTO, INTO_NAMES, MODULE_MEMBERS, RESERVED
 from .shapes import ShapeSyntaxError, normalise_dim
 from .types import CONFIG_TYPES, TypeSyntaxError, coerce_config_value, normalise_type, python_value_matches
 
@@ -214,7 +214,7 @@ class Sections:
         if name in RESERVED:
             self.errors.error(location, f"{what} '{name}' shadows the global '{name}' that bodies use")
             return False
-        if name in (INTO, NUMBER_FROM) and what != "argument":
+        if name in INTO_NAMES and what != "argument":
             self.errors.error(location, f"{what} '{name}' shadows '{name}', which the body of an `{INTO}: true` "
                               "term reads", "choose another name")
             return False

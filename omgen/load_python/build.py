@@ -16,7 +16,7 @@ from ..bodies import read_body
 from ..errors import Location, SpecErrors, did_you_mean
 from ..load_yaml import Library, load_library
 from ..model import Block, Code, FunctionDecl, InputDecl, Spec, TermDef
-from ..names import INTO, MODULE_MEMBERS, NUMBER_FROM, RESERVED
+from ..names import INTO, INTO_NAMES, MODULE_MEMBERS, RESERVED
 from ..paths import display_path
 from ..sections import LIST, NAME, Raw
 from ..types import tuple_items
@@ -321,7 +321,7 @@ class Builder:
             if name in seen:
                 errors.error(method.location, f"method '{name}' has the name of a {seen_kind(items, name)}",
                              f"see {seen[name]}")
-            if not method.is_helper and name in (INTO, NUMBER_FROM):
+            if not method.is_helper and name in INTO_NAMES:
                 errors.error(method.location, f"term '{name}' shadows '{name}', which the body of an "
                              f"`{INTO}: true` term reads", "choose another name")
             elif not method.is_helper and (name in MODULE_MEMBERS or name in RESERVED):

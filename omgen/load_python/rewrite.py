@@ -17,7 +17,7 @@ import libcst.metadata as meta
 from ..bodies import NameVisitor
 from ..errors import Location, did_you_mean
 from ..model import Code
-from ..names import INTO, NUMBER_FROM
+from ..names import INTO, INTO_NAMES
 from .modes import UNKNOWN, literal_args, static_value, typed
 from .read import DYNAMIC_BUILTINS, REQUIRED, Method
 
@@ -151,7 +151,7 @@ class BodyRewriter(cst.CSTTransformer):
             return cst.parse_expression(repr(bindings[name]))
         if name not in self.stores and name not in self.unit.method.params_names:
             kind = self.b.value_kind(name)
-            if name in (INTO, NUMBER_FROM):
+            if name in INTO_NAMES:
                 self.error(original, f"bare name '{name}': a Python spec reads it as self.{name}",
                            f"write self.{name} (in a @term({INTO}=True) method)")
             elif kind is not None and kind != "function":
@@ -165,7 +165,7 @@ class BodyRewriter(cst.CSTTransformer):
         if not (isinstance(original.value, cst.Name) and original.value.value == "self") or original in self.call_funcs:
             return updated
         name = original.attr.value
-        if name in (INTO, NUMBER_FROM):
+        if name in INTO_NAMES:
             if self.unit.is_term and self.unit.method.writes_into:
                 return cst.Name(name)
             self.error(original, f"self.{name} is read only by a term declared @term({INTO}=True)",
@@ -436,7 +436,7 @@ def _parsed(builder: "Builder", method: Method):
             builder.errors.error(Location(builder.file.display, line, col + 1), f"syntax error in body: {exc.message}")
             builder.parse_cache[key] = None
             return None
-        interesting = {"self", "super", INTO, NUMBER_FROM, *method.params_names, *builder.config, *builder.inputs,
+        interesting = {"self", "super", *INTO_NAMES, *method.params_names, *builder.config, *builder.inputs,
                        *builder.functions, *(name for name, d in builder.definitions.items() if not d[0].is_helper)}
         names = _Scan(interesting)
         module.visit(names)  # the wrapper def is on the path too (its name is a harmless store)
